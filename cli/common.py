@@ -1,0 +1,44 @@
+"""Shared CLI plumbing: consoles and turning library errors into one line + exit code 2."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable, TypeVar
+
+import typer
+from rich.console import Console
+
+from mlbench.core.errors import MlbenchError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+VERDICT_STYLE = {"reproduced": "bold green", "not_reproduced": "bold red", "inconclusive": "bold yellow"}
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def user_errors(fn: F) -> F:
+    """Run a command; an MlbenchError becomes `error: <message>` and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MlbenchError as exc:
+            raise fail(str(exc)) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted: rerun the same command to resume")
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def verdict_text(verdict: str) -> str:
+    return f"[{VERDICT_STYLE.get(verdict, 'bold')}]{verdict}[/]"

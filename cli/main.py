@@ -1,0 +1,34 @@
+"""`mlbench`: reproducible one-command experiments that test claims from ML papers."""
+
+from __future__ import annotations
+
+import typer
+
+from cli import list_cmd, report, run, show
+
+app = typer.Typer(
+    name="mlbench",
+    help="Reproducible one-command experiments that test claims from ML papers, each ending in a "
+         "measured verdict: reproduced / not_reproduced / inconclusive.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("list")(list_cmd.list_experiments)
+app.command("show")(show.show)
+app.command("run")(run.run)
+app.command("report")(report.report)
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+    if version:
+        from mlbench import __version__
+
+        typer.echo(f"mlbench {__version__}")
+        raise typer.Exit()
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,102 @@
+"""`mlbench run <exp>`: run an experiment and print its table and verdict."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from cli.common import console, err_console, user_errors, verdict_text
+from mlbench.core import runner
+
+
+class RichProgress:
+    """Adapts rich's Progress to the library's `Progress` protocol."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+
+    def task(self, description: str, total: int | None):
+        bar, task_id = self.bar, self.bar.add_task(description, total=total)
+
+        class _Task:
+            def advance(self, n: int = 1) -> None:
+                bar.advance(task_id, n)
+
+            def close(self) -> None:
+                bar.refresh()
+
+        return _Task()
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=False)
+
+
+def render_table(path: Path, title: str) -> None:
+    if not path.exists():
+        return
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    table = Table(title=title, title_justify="left")
+    for col in rows[0]:
+        table.add_column(col, overflow="fold")
+    for row in rows[1:]:
+        table.add_row(*[_short(c) for c in row])
+    console.print(table)
+
+
+def _short(cell: str) -> str:
+    try:
+        value = float(cell)
+    except ValueError:
+        return cell
+    return cell if value.is_integer() and "e" not in cell.lower() else f"{value:.4g}"
+
+
+def render_summary(result: runner.RunResult) -> None:
+    s = result.summary
+    render_table(result.run_dir / "table.csv", f"{s['experiment']} — {s['profile']} profile, {s['seeds']} seeds")
+    for claim in s["claims"]:
+        console.print(f"\n[bold]{claim['id']}[/]: {claim['text']} [dim]({claim['citation']})[/]")
+        console.print(f"  verdict: {verdict_text(claim['verdict'])}")
+        parts = claim.get("parts") or [claim]
+        for p in parts:
+            ci = p.get("ci")
+            ci_text = f"[{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "-"
+            eff = "-" if p.get("effect") is None else f"{p['effect']:.4g}"
+            console.print(f"  - {verdict_text(p['verdict'])} {p['test']}: effect {eff}, CI {ci_text}, "
+                          f"n={p['seeds']}", soft_wrap=True)
+    console.print(f"\n[bold]verdict ({s['headline']['claim']}):[/] {verdict_text(s['verdict'])}")
+    console.print(f"run folder: {result.run_dir}")
+
+
+@user_errors
+def run(
+    experiment: str = typer.Argument(..., help="Experiment name (see `mlbench list`)."),
+    profile: str = typer.Option("quick", "--profile", "-p", help="smoke | quick | full (see `mlbench show`)."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", "-s", help="Number of seeds (default: the profile's)."),
+    sets: list[str] = typer.Option([], "--set", help="Override a config field: key=value (repeatable)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="A TOML file of config overrides."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    results: Optional[Path] = typer.Option(None, "--results", help="Results root [default: ./results or $MLBENCH_RESULTS]."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (recorded; pin for bitwise reproducibility)."),
+    force: bool = typer.Option(False, "--force", help="Rerun even if a complete run exists."),
+) -> None:
+    """Run an experiment: a table, plots, checkpoints and a verdict under <results>/<exp>/<run-id>/."""
+    spec = runner.resolve(experiment, profile=profile, seeds=seeds, sets=sets, config_file=config,
+                          device=device, threads=threads, results=results)
+    console.print(f"[bold cyan]{spec.experiment}[/] profile={spec.profile} seeds={spec.seeds} "
+                  f"device={spec.device} run={spec.run_id}")
+    with _progress() as bar:
+        result = runner.execute(spec, force=force, progress=RichProgress(bar))
+    if result.already_complete:
+        console.print("[dim]already complete: showing the stored result (use --force to rerun)[/]")
+    else:
+        console.print(f"[dim]finished in {result.seconds:.1f} s[/]")
+    render_summary(result)

@@ -1,0 +1,16 @@
+"""mlbench: reproducible one-command experiments that test claims from ML papers.
+
+Public API (no torch import happens until a run starts):
+
+    import mlbench
+    mlbench.run("attn-scaling", profile="smoke", seeds=2)   # -> RunResult
+"""
+
+__version__ = "0.1.0"
+
+
+def run(experiment: str, **kwargs):
+    """Run an experiment as `mlbench run` would; see `mlbench.core.runner.run_experiment`."""
+    from mlbench.core.runner import run_experiment
+
+    return run_experiment(experiment, **kwargs)

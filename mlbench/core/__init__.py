@@ -1,0 +1,1 @@
+"""The toolkit's core: registry, config, context, runner, store, verdict, report."""

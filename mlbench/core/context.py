@@ -1,0 +1,206 @@
+"""`ctx`: an experiment's one door to the outside world.
+
+An experiment's `run(cfg, ctx)` gets from it: the device (and, lazily, the accelerate
+`Accelerator`), a seed per (arm, seed index), resumable units of work, logging, checkpoints,
+tables, plots and progress. It never prints, reads the environment or writes files itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence, TypeVar
+
+from mlbench.core import store
+
+T = TypeVar("T")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=@+-]{0,120}$")
+
+
+class ProgressTask(Protocol):
+    def advance(self, n: int = 1) -> None: ...
+    def close(self) -> None: ...
+
+
+class Progress(Protocol):
+    def task(self, description: str, total: int | None) -> ProgressTask: ...
+
+
+class _NoTask:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class NoProgress:
+    def task(self, description: str, total: int | None) -> ProgressTask:
+        return _NoTask()
+
+
+def safe_name(name: str, what: str = "name") -> str:
+    """Names become file names: no separators, no leading dot, nothing that escapes a folder."""
+    if not _SAFE_NAME.match(name) or ".." in name:
+        raise ValueError(f"invalid {what} {name!r}: use letters, digits and _ . = @ + -")
+    return name
+
+
+def derive_seed(*parts: Any) -> int:
+    """A stable 63-bit seed from (experiment, arm, seed index): adding an arm shifts no other."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return format(value, fmt) if fmt else repr(value)
+    return str(value)
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    columns: list[str]
+    rows: list[dict[str, Any]]
+
+    def markdown(self) -> str:
+        head = "| " + " | ".join(self.columns) + " |"
+        rule = "|" + "|".join("---" for _ in self.columns) + "|"
+        body = ["| " + " | ".join(_cell(r.get(c, ""), ".4g") for c in self.columns) + " |" for r in self.rows]
+        return "\n".join([f"### {self.title}", "", head, rule, *body, ""])
+
+    def csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(self.columns)
+        for r in self.rows:
+            writer.writerow([_cell(r.get(c, ""), "") for c in self.columns])
+        return buf.getvalue()
+
+
+@dataclass
+class Context:
+    experiment: str
+    run_dir: Path
+    seeds: list[int]  # seed indices 0..n-1
+    device_name: str = "cpu"  # resolved: "cpu" or "cuda"
+    progress: Progress = field(default_factory=NoProgress)
+    config_json: str = "{}"  # stored in checkpoint metadata
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "mlbench")  # datasets
+    records: list[dict[str, Any]] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)
+    resumed_units: list[str] = field(default_factory=list)
+    _unit_log: list[dict[str, Any]] | None = None
+    _accelerator: Any = None
+
+    # -- device -------------------------------------------------------------------------
+    @property
+    def device(self):
+        import torch
+
+        return torch.device(self.device_name)
+
+    @property
+    def accelerator(self):
+        """The accelerate `Accelerator` (created on first use: importing accelerate costs ~2 s)."""
+        if self._accelerator is None:
+            from accelerate import Accelerator
+
+            self._accelerator = Accelerator(cpu=self.device_name == "cpu")
+        return self._accelerator
+
+    # -- seeds ---------------------------------------------------------------------------
+    def seed(self, arm: str, index: int) -> int:
+        return derive_seed(self.experiment, arm, index)
+
+    def generator(self, arm: str, index: int, device: Any = "cpu"):
+        import torch
+
+        g = torch.Generator(device=device)
+        g.manual_seed(self.seed(arm, index))
+        return g
+
+    # -- units of work -------------------------------------------------------------------
+    def unit(self, key: str, fn: Callable[[], T]) -> T:
+        """Run `fn` once per run: its JSON-able result and log lines are stored under
+        `units/<key>.json`, so an interrupted run resumes without redoing finished units."""
+        path = self.run_dir / "units" / f"{safe_name(key, 'unit key')}.json"
+        if path.exists():
+            saved = store.read_json(path)
+            self.records.extend(saved["log"])
+            self.resumed_units.append(key)
+            return saved["result"]
+        outer, self._unit_log = self._unit_log, []
+        try:
+            result = fn()
+            log = self._unit_log
+        finally:
+            self._unit_log = outer
+        store.atomic_write_json(path, {"result": result, "log": log})
+        self.records.extend(log)
+        return result
+
+    # -- logging and artefacts ------------------------------------------------------------
+    def log(self, **record: Any) -> None:
+        """One line of metrics.jsonl (give it `arm`, `seed` and `step` where they apply)."""
+        rec = {k: (float(v) if hasattr(v, "item") else v) for k, v in record.items()}
+        json.dumps(rec)  # fail here, not at the end of the run, if it is not serialisable
+        (self._unit_log if self._unit_log is not None else self.records).append(rec)
+
+    def save_checkpoint(self, name: str, weights: Any, metadata: dict[str, str] | None = None) -> Path:
+        """Write `checkpoints/<name>.safetensors` (a module's state_dict or a dict of tensors)."""
+        from safetensors.torch import save
+
+        tensors = weights.state_dict() if hasattr(weights, "state_dict") else dict(weights)
+        tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+        meta = {"experiment": self.experiment, "config": self.config_json, **(metadata or {})}
+        path = self.run_dir / "checkpoints" / f"{safe_name(name, 'checkpoint name')}.safetensors"
+        store.atomic_write_bytes(path, save(tensors, metadata={k: str(v) for k, v in meta.items()}))
+        return path
+
+    def table(self, rows: Sequence[dict[str, Any]], *, title: str, name: str = "main",
+              columns: Sequence[str] | None = None) -> None:
+        """Add a result table; the first one added is `table.csv`, all go into `table.md`."""
+        cols = list(columns) if columns else list(dict.fromkeys(k for r in rows for k in r))
+        self.tables.append(Table(safe_name(name, "table name"), title, cols, [dict(r) for r in rows]))
+
+    def plot(self, name: str, fig: Any) -> Path:
+        """Save a matplotlib figure as `plots/<name>.png` (no timestamps: same bytes each run)."""
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+        path = self.run_dir / "plots" / f"{safe_name(name, 'plot name')}.png"
+        store.atomic_write_bytes(path, buf.getvalue())
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        self.plots.append(path.name)
+        return path
+
+    @contextmanager
+    def task(self, description: str, total: int | None = None) -> Iterator[ProgressTask]:
+        """A progress bar: `with ctx.task("train", total=steps) as bar: ... bar.advance()`."""
+        handle = self.progress.task(description, total)
+        try:
+            yield handle
+        finally:
+            handle.close()
+
+    def track(self, iterable: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+        if total is None and hasattr(iterable, "__len__"):
+            total = len(iterable)  # type: ignore[arg-type]
+        with self.task(description, total) as bar:
+            for item in iterable:
+                yield item
+                bar.advance()

@@ -1,0 +1,89 @@
+"""The experiment registry: names map lazily to modules (nothing imported to list them).
+
+Each entry is one line. The module is imported only when an experiment is shown or run;
+`mlbench list` reads the one-line summary from the experiment's TOML file instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from mlbench.core.errors import ConfigError, UsageError
+
+# name -> module. Adding an experiment = one line here, one module, one TOML file.
+EXPERIMENTS: dict[str, str] = {
+    "attn-scaling": "mlbench.exps.attn_scaling",
+    "ddpm-vs-sde": "mlbench.exps.ddpm_vs_sde",
+    "adam-vs-adamw": "mlbench.exps.adam_vs_adamw",
+    "fp16-mixed": "mlbench.exps.fp16_mixed",
+    "hippo-memory": "mlbench.exps.hippo_memory",
+}
+
+
+@dataclass(frozen=True)
+class ExperimentInfo:
+    name: str
+    module: str
+    summary: str  # one-line claim, from the TOML file
+    citation: str
+    profiles: dict[str, dict[str, Any]]
+
+
+def experiments_dir() -> Path:
+    """Where the experiment TOML files live: packaged copy first, then the source tree."""
+    pkg = Path(__file__).resolve().parents[1]
+    for candidate in (pkg / "_experiments", pkg.parent / "experiments"):
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError(f"experiment definitions not found (looked in {pkg / '_experiments'})")
+
+
+def names() -> list[str]:
+    return sorted(EXPERIMENTS)
+
+
+def check_name(name: str) -> str:
+    if name in EXPERIMENTS:
+        return name
+    close = difflib.get_close_matches(name, names(), n=1, cutoff=0.5)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise UsageError(f"unknown experiment '{name}'.{hint} Known: {', '.join(names())}")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file is a directory: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"malformed TOML in {path}: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+
+
+@cache
+def info(name: str) -> ExperimentInfo:
+    check_name(name)
+    data = read_toml(experiments_dir() / f"{name}.toml")
+    return ExperimentInfo(
+        name=name,
+        module=EXPERIMENTS[name],
+        summary=str(data.get("summary", "")),
+        citation=str(data.get("citation", "")),
+        profiles={k: dict(v) for k, v in data.get("profiles", {}).items()},
+    )
+
+
+def load(name: str) -> ModuleType:
+    """Import the experiment module (this is where torch gets imported)."""
+    return importlib.import_module(EXPERIMENTS[check_name(name)])

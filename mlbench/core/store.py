@@ -1,0 +1,131 @@
+"""The run store: atomic files, the manifest, and reading run folders back.
+
+Every file is written to a temporary name in the same folder and renamed into place, so a
+killed process leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from mlbench.core.errors import RunStoreError
+
+STATUSES = ("running", "complete", "failed", "interrupted")
+VERSIONED = ("torch", "accelerate", "datasets", "safetensors", "numpy", "typer", "rich")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def dumps(obj: Any) -> str:
+    """Canonical JSON for files that must be byte-identical across runs."""
+    return json.dumps(obj, indent=2, sort_keys=False, allow_nan=True) + "\n"
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, dumps(obj))
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunStoreError(f"missing file: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunStoreError(f"corrupt JSON in {path}: {exc}") from None
+
+
+def ensure_writable_root(root: Path) -> None:
+    """Fail early (before any run folder exists) if results cannot be written under `root`."""
+    if root.exists() and not root.is_dir():
+        raise RunStoreError(f"results root is not a directory: {root}")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".mlbench-probe-", dir=root)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise RunStoreError(f"results root is not writable: {root} ({exc.strerror or exc})") from None
+
+
+def git_state() -> dict[str, Any]:
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                                text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        return {"commit": commit, "dirty": bool(dirty)}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("mlbench", *VERSIONED):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_manifest(*, experiment: str, experiment_version: int, run_id: str, device: dict[str, Any],
+                 determinism: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "experiment": experiment,
+        "experiment_version": experiment_version,
+        "run_id": run_id,
+        "status": "running",
+        "versions": versions(),
+        "git": git_state(),
+        "host": {"name": platform.node(), "platform": platform.platform(),
+                 "machine": platform.machine(), "cpu_count": os.cpu_count()},
+        "device": device,
+        "determinism": determinism,
+        "command": sys.argv[:],
+        "pid": os.getpid(),
+        "started": now(),
+        "ended": None,
+        "resumed_units": [],
+        "error": None,
+    }
+
+
+def read_status(run_dir: Path) -> str | None:
+    """The run's status from its manifest; None if there is no manifest yet."""
+    path = run_dir / "manifest.json"
+    if not path.exists():
+        return None
+    status = read_json(path).get("status")
+    if status not in STATUSES:
+        raise RunStoreError(f"unknown status {status!r} in {path}")
+    return status

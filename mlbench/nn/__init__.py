@@ -1,0 +1,1 @@
+"""Small models shared by two or more experiments."""
