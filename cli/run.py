@@ -44,11 +44,21 @@ def render_table(path: Path, title: str) -> None:
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     table = Table(title=title, title_justify="left")
-    for col in rows[0]:
-        table.add_column(col, overflow="fold")
-    for row in rows[1:]:
-        table.add_row(*[_short(c) for c in row])
+    body = [[_short(c) for c in row] for row in rows[1:]]
+    for i, col in enumerate(rows[0]):
+        numeric = all(_is_number(r[i]) for r in body if i < len(r))
+        table.add_column(col, justify="right" if numeric else "left", no_wrap=not numeric)
+    for row in body:
+        table.add_row(*row)
     console.print(table)
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def _short(cell: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli.common import console, user_errors
@@ -16,26 +17,33 @@ def show(experiment: str = typer.Argument(..., help="Experiment name, e.g. attn-
     info = registry.info(experiment)
     module = registry.load(experiment)
     console.print(f"[bold cyan]{info.name}[/] (version {runner.version_of(module)})")
-    console.print(info.summary)
-    console.print(f"[dim]{info.citation}[/]\n")
+    console.print(escape(info.summary))
+    console.print(f"[dim]{escape(info.citation)}[/]\n")
     doc = (module.__doc__ or "").strip()
     if doc:
-        console.print(doc + "\n", markup=False)
+        console.print(doc + "\n", markup=False, soft_wrap=True)
     claims = Table(title="Claims tested", title_justify="left")
     for col in ("id", "claim", "citation"):
         claims.add_column(col)
     for c in runner.claims_of(module, module.Config()):
-        claims.add_row(c.id, c.text, c.citation)
+        claims.add_row(c.id, escape(c.text), escape(c.citation))
     console.print(claims)
     fields = Table(title="Config fields (set with --set key=value)", title_justify="left")
     for col in ("key", "type", "default (quick)", "help"):
         fields.add_column(col)
     for f in cfglib.describe(module.Config):
-        fields.add_row(f.name, f.type_name, repr(f.default), f.help)
+        fields.add_row(f.name, escape(f.type_name), escape(_default(f.default)), escape(f.help))
     console.print(fields)
     profiles = Table(title="Profiles (--profile)", title_justify="left")
     profiles.add_column("profile")
     profiles.add_column("overrides")
     for name, values in info.profiles.items():
-        profiles.add_row(name, ", ".join(f"{k}={v}" for k, v in values.items()) or "(defaults)")
+        profiles.add_row(name, escape(", ".join(f"{k}={_default(v)}" for k, v in values.items()) or "(defaults)"))
     console.print(profiles)
+
+
+def _default(value: object) -> str:
+    """A value as `--set` would take it (lists comma-separated)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)

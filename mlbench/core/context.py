@@ -59,6 +59,16 @@ def derive_seed(*parts: Any) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
+def canonical_safetensors(blob: bytes) -> bytes:
+    """Re-emit a safetensors header with sorted keys: the library writes metadata from a hash map,
+    so its order (and the file's bytes) would otherwise vary between processes."""
+    size = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the data section stays 8-byte aligned
+    return len(text).to_bytes(8, "little") + text + blob[8 + size :]
+
+
 def _cell(value: Any, fmt: str) -> str:
     if isinstance(value, float):
         if math.isnan(value):
@@ -167,7 +177,8 @@ class Context:
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
         meta = {"experiment": self.experiment, "config": self.config_json, **(metadata or {})}
         path = self.run_dir / "checkpoints" / f"{safe_name(name, 'checkpoint name')}.safetensors"
-        store.atomic_write_bytes(path, save(tensors, metadata={k: str(v) for k, v in meta.items()}))
+        blob = save(tensors, metadata={k: str(v) for k, v in meta.items()})
+        store.atomic_write_bytes(path, canonical_safetensors(blob))
         return path
 
     def table(self, rows: Sequence[dict[str, Any]], *, title: str, name: str = "main",

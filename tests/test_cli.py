@@ -1,0 +1,109 @@
+"""The CLI as a user meets it: exit codes and text (Typer's CliRunner)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from mlbench.core import registry
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_help_lists_commands():
+    res = invoke("--help")
+    assert res.exit_code == 0
+    for cmd in ("list", "show", "run", "report"):
+        assert cmd in res.output
+
+
+def test_list_table_and_json():
+    res = invoke("list")
+    assert res.exit_code == 0 and "attn-scaling" in res.output
+    data = json.loads(invoke("list", "--json").output)
+    assert {d["name"] for d in data} == set(registry.names())
+    assert all(d["claim"] and d["citation"] and "quick" in d["profiles"] for d in data)
+
+
+def test_show_fields_and_profiles():
+    res = invoke("show", "attn-scaling")
+    assert res.exit_code == 0
+    for text in ("head_dims", "list[int]", "negative_control", "smoke", "quick", "full", "Vaswani"):
+        assert text in res.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "attn-scalng"], "Did you mean 'attn-scaling'?"),
+    (["show", "nope"], "unknown experiment 'nope'"),
+    (["run", "attn-scaling", "--set", "stepz=3"], "Did you mean 'steps'?"),
+    (["run", "attn-scaling", "--set", "steps=many"], "'steps' expects int"),
+    (["run", "attn-scaling", "--set", "steps"], "--set expects key=value"),
+    (["run", "attn-scaling", "--profile", "huge"], "unknown profile 'huge'"),
+    (["run", "attn-scaling", "--config", "missing.toml"], "config file not found"),
+    (["run", "attn-scaling", "--seeds", "0"], "--seeds must be a positive integer"),
+    (["run", "attn-scaling", "--device", "tpu"], "unknown device 'tpu'"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message, results):
+    res = invoke(*args, "--results", results) if args[0] == "run" else invoke(*args)
+    assert res.exit_code == 2, res.output
+    assert message in res.output
+    assert "Traceback" not in res.output
+    assert not (results / "attn-scaling").exists()  # nothing half-written
+
+
+def test_malformed_toml(tmp_path, results):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("steps = = 3\n")
+    res = invoke("run", "attn-scaling", "--config", bad, "--results", results)
+    assert res.exit_code == 2 and "malformed TOML" in res.output
+    bad.write_text("steps = 'ten'\n")
+    res = invoke("run", "attn-scaling", "--config", bad, "--results", results)
+    assert res.exit_code == 2 and "'steps' expects int" in res.output
+    assert not results.exists()
+
+
+def test_cuda_without_gpu(results):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    res = invoke("run", "attn-scaling", "--device", "cuda", "--results", results)
+    assert res.exit_code == 2 and "no CUDA GPU" in res.output
+    assert not results.exists()
+
+
+def test_unwritable_results_root(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for root in (blocker, blocker / "sub"):
+        res = invoke("run", "attn-scaling", "--profile", "smoke", "--results", root)
+        assert res.exit_code == 2 and "results root" in res.output
+
+
+def test_run_twice_then_report(results):
+    args = ("run", "attn-scaling", "--profile", "smoke", "--results", results)
+    first = invoke(*args)
+    assert first.exit_code == 0, first.output
+    assert "verdict (training):" in first.output and "run folder:" in first.output
+    second = invoke(*args)
+    assert second.exit_code == 0 and "already complete" in second.output
+    res = invoke("report", "--results", results)
+    assert res.exit_code == 0
+    text = (results / "REPORT.md").read_text()
+    assert "| attn-scaling |" in text and "smoke" in text
+
+
+def test_results_from_environment(results, monkeypatch):
+    monkeypatch.setenv("MLBENCH_RESULTS", str(results))
+    assert invoke("run", "attn-scaling", "--profile", "smoke").exit_code == 0
+    assert list((results / "attn-scaling").iterdir())
+
+
+def test_report_on_missing_root(tmp_path):
+    res = invoke("report", "--results", tmp_path / "none")
+    assert res.exit_code == 2 and "results root not found" in res.output
