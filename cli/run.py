@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -47,7 +48,8 @@ def render_table(path: Path, title: str) -> None:
     body = [[_short(c) for c in row] for row in rows[1:]]
     for i, col in enumerate(rows[0]):
         numeric = all(_is_number(r[i]) for r in body if i < len(r))
-        table.add_column(col, justify="right" if numeric else "left", no_wrap=not numeric)
+        table.add_column(col, justify="right" if numeric else "left", no_wrap=True,
+                         min_width=min(len(col), 9))
     for row in body:
         table.add_row(*row)
     console.print(table)
@@ -66,7 +68,7 @@ def _short(cell: str) -> str:
         value = float(cell)
     except ValueError:
         return cell
-    return cell if value.is_integer() and "e" not in cell.lower() else f"{value:.4g}"
+    return cell if value.is_integer() and "e" not in cell.lower() else f"{value:.3g}"
 
 
 def render_summary(result: runner.RunResult) -> None:
@@ -101,6 +103,9 @@ def run(
     """Run an experiment: a table, plots, checkpoints and a verdict under <results>/<exp>/<run-id>/."""
     spec = runner.resolve(experiment, profile=profile, seeds=seeds, sets=sets, config_file=config,
                           device=device, threads=threads, results=results)
+    if os.environ.get("RANK", "0") != "0":  # a secondary rank of a multi-process launch: rank 0 reports
+        runner.execute(spec, force=force)
+        return
     console.print(f"[bold cyan]{spec.experiment}[/] profile={spec.profile} seeds={spec.seeds} "
                   f"device={spec.device} run={spec.run_id}")
     with _progress() as bar:

@@ -112,8 +112,15 @@ class Context:
     tables: list[Table] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
     resumed_units: list[str] = field(default_factory=list)
+    rank: int = 0  # this process under a multi-process launch
+    world_size: int = 1
     _unit_log: list[dict[str, Any]] | None = None
+    _blobs: dict[str, bytes] | None = None
     _accelerator: Any = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
 
     # -- device -------------------------------------------------------------------------
     @property
@@ -146,21 +153,61 @@ class Context:
     def unit(self, key: str, fn: Callable[[], T]) -> T:
         """Run `fn` once per run: its JSON-able result and log lines are stored under
         `units/<key>.json`, so an interrupted run resumes without redoing finished units."""
-        path = self.run_dir / "units" / f"{safe_name(key, 'unit key')}.json"
-        if path.exists():
-            saved = store.read_json(path)
+        return self.map_units({key: fn})[key]
+
+    def map_units(self, units: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+        """Several independent units: on one process, one after another (each stored as it
+        finishes); under a multi-process launch, spread over the ranks, results gathered to all
+        ranks, and only the main process writes. Logs keep the order of `units`."""
+        done = {k: self._load_unit(k) for k in units}
+        pending = [k for k in units if done[k] is None]
+        mine = pending[self.rank :: self.world_size]
+        computed = {}
+        for key in mine:
+            computed[key] = self._compute_unit(key, units[key])
+            if self.world_size == 1:
+                self._store_unit(key, computed[key])
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            gathered: list[Any] = [None] * self.world_size
+            dist.all_gather_object(gathered, computed)
+            computed = {k: v for part in gathered for k, v in part.items()}
+            for key in pending:
+                self._store_unit(key, computed[key])
+        results = {}
+        for key in units:
+            saved = done[key] or computed[key]
             self.records.extend(saved["log"])
-            self.resumed_units.append(key)
-            return saved["result"]
-        outer, self._unit_log = self._unit_log, []
+            results[key] = saved["result"]
+        return results
+
+    def _unit_path(self, key: str) -> Path:
+        return self.run_dir / "units" / f"{safe_name(key, 'unit key')}.json"
+
+    def _load_unit(self, key: str) -> dict[str, Any] | None:
+        path = self._unit_path(key)
+        if not path.exists():
+            return None
+        self.resumed_units.append(key)
+        return store.read_json(path)
+
+    def _compute_unit(self, key: str, fn: Callable[[], Any]) -> dict[str, Any]:
+        outer, self._unit_log, self._blobs = self._unit_log, [], {}
         try:
             result = fn()
-            log = self._unit_log
+            return {"result": result, "log": self._unit_log, "checkpoints": self._blobs}
         finally:
-            self._unit_log = outer
-        store.atomic_write_json(path, {"result": result, "log": log})
-        self.records.extend(log)
-        return result
+            self._unit_log, self._blobs = outer, None
+
+    def _store_unit(self, key: str, saved: dict[str, Any]) -> None:
+        """Checkpoints first, then the unit record: a unit file means its weights are on disk."""
+        blobs = saved.pop("checkpoints", {})
+        if not self.is_main:
+            return
+        for name, blob in blobs.items():
+            store.atomic_write_bytes(self.run_dir / "checkpoints" / f"{name}.safetensors", blob)
+        store.atomic_write_json(self._unit_path(key), saved)
 
     # -- logging and artefacts ------------------------------------------------------------
     def log(self, **record: Any) -> None:
@@ -177,8 +224,11 @@ class Context:
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
         meta = {"experiment": self.experiment, "config": self.config_json, **(metadata or {})}
         path = self.run_dir / "checkpoints" / f"{safe_name(name, 'checkpoint name')}.safetensors"
-        blob = save(tensors, metadata={k: str(v) for k, v in meta.items()})
-        store.atomic_write_bytes(path, canonical_safetensors(blob))
+        blob = canonical_safetensors(save(tensors, metadata={k: str(v) for k, v in meta.items()}))
+        if self._blobs is not None:  # inside a unit: written with the unit record (main process)
+            self._blobs[path.stem] = blob
+        elif self.is_main:
+            store.atomic_write_bytes(path, blob)
         return path
 
     def table(self, rows: Sequence[dict[str, Any]], *, title: str, name: str = "main",
@@ -189,14 +239,17 @@ class Context:
 
     def plot(self, name: str, fig: Any) -> Path:
         """Save a matplotlib figure as `plots/<name>.png` (no timestamps: same bytes each run)."""
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
         path = self.run_dir / "plots" / f"{safe_name(name, 'plot name')}.png"
-        store.atomic_write_bytes(path, buf.getvalue())
+        self.plots.append(path.name)
         import matplotlib.pyplot as plt
 
+        if not self.is_main:
+            plt.close(fig)
+            return path
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+        store.atomic_write_bytes(path, buf.getvalue())
         plt.close(fig)
-        self.plots.append(path.name)
         return path
 
     @contextmanager

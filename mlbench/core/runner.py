@@ -10,7 +10,9 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -125,22 +127,51 @@ def claims_of(module: ModuleType, cfg: Any) -> list[Claim]:
 
 
 def _prepare_run_dir(spec: RunSpec, force: bool) -> str | None:
-    """Returns the previous status (None for a new run). Raises if another process runs it."""
+    """Take the run's lock and return the previous status (None for a new run)."""
     run_dir = spec.run_dir
-    previous = store.read_status(run_dir) if run_dir.exists() else None
-    if previous == "running" and _owner_alive(run_dir):
-        raise RunStoreError(f"run {run_dir} is already running (another mlbench process); wait for it")
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
     if force and run_dir.exists():
+        _lock(run_dir)  # refuse to delete a run another process is writing
         shutil.rmtree(run_dir)
-        previous = None
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return previous
+    run_dir.mkdir(exist_ok=True)
+    _lock(run_dir)
+    return store.read_status(run_dir)
 
 
-def _owner_alive(run_dir: Path) -> bool:
-    pid = store.read_json(run_dir / "manifest.json").get("pid")
-    if not isinstance(pid, int) or pid == os.getpid():
-        return False
+def _lock(run_dir: Path) -> None:
+    """An O_EXCL lock file holding our pid; a stale one (dead pid) is taken over."""
+    lock = run_dir / ".lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text() or "0")
+            except (OSError, ValueError):
+                pid = 0
+            if pid == os.getpid():
+                return
+            if pid and _alive(pid):
+                raise RunStoreError(f"run {run_dir} is being written by another mlbench process "
+                                    f"(pid {pid}); wait for it to finish") from None
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        return
+    raise RunStoreError(f"could not lock {run_dir}")
+
+
+def _unlock(run_dir: Path) -> None:
+    lock = run_dir / ".lock"
+    try:
+        if lock.read_text() == str(os.getpid()):
+            lock.unlink()
+    except OSError:
+        pass
+
+
+def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -148,6 +179,16 @@ def _owner_alive(run_dir: Path) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _distributed(device: str) -> tuple[int, int]:
+    """(rank, world size) under `accelerate launch` / `torchrun`; (0, 1) otherwise."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    from accelerate import PartialState
+
+    state = PartialState(cpu=device == "cpu")  # initialises the process group (gloo on CPU)
+    return state.process_index, state.num_processes
 
 
 def _determinism(spec: RunSpec) -> dict[str, Any]:
@@ -170,26 +211,65 @@ def _device_info(spec: RunSpec) -> dict[str, Any]:
 
 
 def execute(spec: RunSpec, *, force: bool = False, progress: Progress | None = None) -> RunResult:
-    """Run (or resume, or find complete) the run described by `spec`."""
+    """Run (or resume, or find complete) the run described by `spec`.
+
+    Under a multi-process launch every rank calls this; units are spread over the ranks and
+    only rank 0 writes files. Other ranks return a result with an empty summary.
+    """
     start = time.perf_counter()
-    store.ensure_writable_root(spec.results)
+    rank, world = _distributed(spec.device)
+    main = rank == 0
+    if main:
+        store.ensure_writable_root(spec.results)
     run_dir = spec.run_dir
     if not force and run_dir.exists() and store.read_status(run_dir) == "complete":
         return RunResult(run_dir, store.read_json(run_dir / "summary.json"), True, 0.0)
+    if world > 1:
+        _barrier()  # every rank has looked before rank 0 touches anything
+    if not main:
+        return _execute_worker(spec, rank, world, start)
     previous = _prepare_run_dir(spec, force)
-    record = spec.config_record()
-    store.atomic_write_json(run_dir / "config.json", record)
+    try:
+        return _execute_main(spec, previous, world, progress, start)
+    finally:
+        _unlock(run_dir)
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    dist.barrier()
+
+
+def _new_context(spec: RunSpec, rank: int, world: int, progress: Progress | None) -> Context:
+    cfg_json = json.dumps(cfglib.to_dict(spec.cfg), sort_keys=True)
+    return Context(spec.experiment, spec.run_dir, list(range(spec.seeds)), spec.device,
+                   progress or NoProgress(), cfg_json, cache_dir=default_cache_dir(),
+                   rank=rank, world_size=world)
+
+
+def _execute_worker(spec: RunSpec, rank: int, world: int, start: float) -> RunResult:
+    _determinism(spec)
+    ctx = _new_context(spec, rank, world, None)
+    with _sigterm_as_interrupt():
+        spec.module.run(spec.cfg, ctx)
+    return RunResult(spec.run_dir, {}, False, time.perf_counter() - start)
+
+
+def _execute_main(spec: RunSpec, previous: str | None, world: int, progress: Progress | None,
+                  start: float) -> RunResult:
+    run_dir = spec.run_dir
+    store.atomic_write_json(run_dir / "config.json", spec.config_record())
     manifest = store.new_manifest(experiment=spec.experiment, experiment_version=version_of(spec.module),
                                   run_id=spec.run_id, device=_device_info(spec),
                                   determinism=_determinism(spec))
-    manifest["resumed_from"] = previous
+    manifest.update(resumed_from=previous, processes=world)
     store.atomic_write_json(run_dir / "manifest.json", manifest)
-    ctx = Context(spec.experiment, run_dir, list(range(spec.seeds)), spec.device,
-                  progress or NoProgress(), json.dumps(record["config"], sort_keys=True),
-                  cache_dir=default_cache_dir())
+    ctx = _new_context(spec, 0, world, progress)
     try:
-        measurements = spec.module.run(spec.cfg, ctx)
-        summary = _finish(spec, ctx, measurements)
+        with _sigterm_as_interrupt():
+            measurements = spec.module.run(spec.cfg, ctx)
+            summary = _finish(spec, ctx, measurements)
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         manifest.update(status="interrupted" if interrupted else "failed", ended=store.now(),
@@ -200,6 +280,23 @@ def execute(spec: RunSpec, *, force: bool = False, progress: Progress | None = N
     manifest.update(status="complete", ended=store.now(), resumed_units=ctx.resumed_units)
     store.atomic_write_json(run_dir / "manifest.json", manifest)
     return RunResult(run_dir, summary, False, time.perf_counter() - start)
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a scheduler or `kill`) stops the run like Ctrl-C: marked interrupted, resumable."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _finish(spec: RunSpec, ctx: Context, measurements: dict[str, Any]) -> dict[str, Any]:

@@ -263,16 +263,17 @@ def train_head_dim(cfg: Config, ctx, d: int) -> dict:
 
 def run(cfg: Config, ctx) -> dict:
     measurements: dict[str, dict[str, list[float]]] = {}
-    for d in sorted(cfg.stats_dims):
-        stats = ctx.unit(f"init-stats-d{d}", lambda d=d: [init_statistics(d, cfg, ctx.generator(f"stats-d{d}", k))
-                                                        for k in ctx.seeds])
+    stats_dims, head_dims = sorted(cfg.stats_dims), sorted(cfg.head_dims)
+    stats = ctx.map_units({f"init-stats-d{d}": (lambda d=d: [init_statistics(d, cfg, ctx.generator(f"stats-d{d}", k))
+                                                          for k in ctx.seeds]) for d in stats_dims})
+    for d in stats_dims:
+        per_seed = stats[f"init-stats-d{d}"]
         for name in ("scaled", "unscaled"):
-            measurements[arm(f"{name}-init", d)] = {key: [s[name][key] for s in stats] for key in stats[0][name]}
-    curves = {}
-    for d in sorted(cfg.head_dims):
-        res = ctx.unit(f"train-d{d}", lambda d=d: train_head_dim(cfg, ctx, d))
-        measurements.update(res["measurements"])
-        curves[d] = res
+            measurements[arm(f"{name}-init", d)] = {key: [s[name][key] for s in per_seed] for key in per_seed[0][name]}
+    trained = ctx.map_units({f"train-d{d}": (lambda d=d: train_head_dim(cfg, ctx, d)) for d in head_dims})
+    curves = {d: trained[f"train-d{d}"] for d in head_dims}
+    for d in head_dims:
+        measurements.update(curves[d]["measurements"])
         s, u = (measurements[arm(n, d)]["steps_to_threshold"] for n in ("scaled", "unscaled"))
         measurements[f"d{d}"] = {"log_slowdown": [math.log(b / a) for a, b in zip(s, u)]}
     _report(cfg, ctx, measurements, curves)
