@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import list_cmd, report, run, show
+from cli import list_cmd, report, run, show, sweep, verify
 
 app = typer.Typer(
     name="mlbench",
@@ -18,7 +18,9 @@ app = typer.Typer(
 app.command("list")(list_cmd.list_experiments)
 app.command("show")(show.show)
 app.command("run")(run.run)
+app.command("sweep")(sweep.sweep)
 app.command("report")(report.report)
+app.command("verify")(verify.verify)
 
 
 @app.callback()

@@ -1,4 +1,4 @@
-"""`mlbench report`: every complete run under the results root, in REPORT.md."""
+"""`mlbench report`: every complete run under the results root, as md, html, json or csv."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli.common import console, err_console, user_errors, verdict_text
@@ -16,19 +17,25 @@ from mlbench.core import runner
 @user_errors
 def report(
     results: Optional[Path] = typer.Option(None, "--results", help="Results root [default: ./results or $MLBENCH_RESULTS]."),
+    fmt: str = typer.Option("md", "--format", "-f", help="md | html | json | csv (written to <results>/REPORT.<fmt>)."),
     experiment: Optional[str] = typer.Option(None, "--experiment", help="Only this experiment."),
 ) -> None:
-    """Aggregate every complete run into <results>/REPORT.md and print it."""
+    """Aggregate every complete run: claims, verdicts, evidence, config differences, sweep pivots, plots."""
     root = runner.results_root(results)
-    path, rows, skipped = reportlib.write_report(root, experiment)
-    table = Table(title=f"mlbench report ({len(rows)} complete runs)", title_justify="left")
-    for col in ("experiment", "run id", "profile", "seeds", "verdict", "effect", "95% CI"):
-        table.add_column(col)
-    for r in rows:
-        ci = f"[{r.ci[0]:.3g}, {r.ci[1]:.3g}]" if r.ci else "-"
-        eff = "-" if r.effect is None else f"{r.effect:.3g}"
-        table.add_row(r.experiment, r.run_id, r.profile, str(r.seeds), verdict_text(r.verdict), eff, ci)
-    console.print(table)
+    path, groups, skipped = reportlib.write_report(root, experiment, fmt)
+    for g in groups:
+        title = f"{g.experiment} v{g.version}" + ("" if g.current else " (older version)")
+        table = Table(title=title, title_justify="left")
+        for col in ("run id", *[k for k in g.varying if k not in ("profile", "seeds")], "profile", "seeds",
+                    "verdict", "effect", "95% CI"):
+            table.add_column(col, no_wrap=col == "run id")
+        for r in g.runs:
+            vals = g.values(r)
+            table.add_row(r.run_id, *[escape(str(vals[k])) for k in g.varying if k not in ("profile", "seeds")],
+                          r.profile, str(r.seeds), verdict_text(r.verdict), reportlib.num(r.effect),
+                          reportlib.ci_text(r.ci))
+        console.print(table)
     for line in skipped:
-        err_console.print(f"[dim]skipped {line}[/]")
-    console.print(f"wrote {path}")
+        err_console.print(f"[dim]skipped {escape(line)}[/]")
+    n = sum(len(g.runs) for g in groups)
+    console.print(f"{n} complete runs; wrote {path}")

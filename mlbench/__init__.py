@@ -14,3 +14,10 @@ def run(experiment: str, **kwargs):
     from mlbench.core.runner import run_experiment
 
     return run_experiment(experiment, **kwargs)
+
+
+def sweep(experiment: str, grid: dict, **kwargs):
+    """Run a grid of configs as ordinary runs; see `mlbench.core.sweep.sweep`."""
+    from mlbench.core.sweep import sweep as _sweep
+
+    return _sweep(experiment, grid, **kwargs)

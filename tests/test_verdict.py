@@ -57,3 +57,7 @@ def test_trend_and_allof():
     both = AllOf((down, up))(meas)
     assert both.verdict == NOT_REPRODUCED and len(both.parts) == 2
     assert AllOf((down, down))(meas).verdict == REPRODUCED
+
+
+def test_trend_from_one_x_is_inconclusive():
+    assert Trend("y", ("d1",), (1.0,), "less")({"d1": {"y": [1.0, 2.0]}}).verdict == INCONCLUSIVE

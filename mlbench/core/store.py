@@ -23,10 +23,21 @@ STATUSES = ("running", "complete", "failed", "interrupted")
 VERSIONED = ("torch", "accelerate", "datasets", "safetensors", "numpy", "typer", "rich")
 
 
+def _file_mode() -> int:
+    """0o666 minus the umask: what open() would give (mkstemp alone gives 0o600)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -232,10 +232,13 @@ class Trend:
 
     def __call__(self, m: Measurements) -> Evidence:
         series = [_series(m, a, self.metric) for a in self.arms]
-        per_seed = [slope(self.xs, [s[k] for s in series]) for k in range(len(series[0]))]
-        iv = mean_ci(per_seed, self.confidence)
         op = ">" if self.direction == "greater" else "<"
         text = f"slope of {self.metric} vs {self.x_label}: {int(self.confidence * 100)}% CI {op} {self.min_slope:g}"
+        if len(set(self.xs)) < 2:  # no trend can be measured from one x
+            return Evidence(INCONCLUSIVE, text + " (needs two or more distinct x)", None, None, len(series[0]),
+                            _arm_summary(m, self.metric, self.arms))
+        per_seed = [slope(self.xs, [s[k] for s in series]) for k in range(len(series[0]))]
+        iv = mean_ci(per_seed, self.confidence)
         return Evidence(_judge(iv, self.min_slope, self.direction), text, iv.mean, (iv.low, iv.high),
                         iv.n, _arm_summary(m, self.metric, self.arms))
 

@@ -1,0 +1,79 @@
+"""`mlbench sweep`: a grid of configs as ordinary runs, in parallel local workers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from cli.common import console, err_console, fail, user_errors, verdict_text
+from mlbench.core import runner
+from mlbench.core import sweep as sweeplib
+
+
+@user_errors
+def sweep(
+    target: str = typer.Argument(..., help="An experiment name, or a sweep file experiments/<name>.sweep.toml."),
+    grid: list[str] = typer.Option([], "--grid", help="key=v1,v2,... (repeatable; list fields: key=1,2;3,4)."),
+    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Profile for every point [default: quick]."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", "-s", help="Seeds per point [default: the profile's]."),
+    sets: list[str] = typer.Option([], "--set", help="A fixed override for every point: key=value (repeatable)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel worker processes [default: 1]."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    results: Optional[Path] = typer.Option(None, "--results", help="Results root [default: ./results or $MLBENCH_RESULTS]."),
+) -> None:
+    """Expand a grid into ordinary runs (same run ids as `mlbench run`), skip complete ones,
+    resume interrupted ones, and keep going past failures (exit 1 if any failed)."""
+    root = runner.results_root(results)
+    if target.endswith(".toml") or Path(target).is_file():
+        plan = sweeplib.load_plan(Path(target), profile=profile, seeds=seeds, jobs=jobs, device=device, results=root)
+        plan.sets += list(sets)
+        plan.grid.update(sweeplib.parse_grid(grid))
+    else:
+        if not grid:
+            raise fail("give at least one --grid key=v1,v2,... (or a sweep file)")
+        plan = sweeplib.SweepPlan(target, sweeplib.parse_grid(grid), profile or "quick", seeds, list(sets),
+                                  device, root, jobs or 1)
+    points = sweeplib.expand(plan)
+    console.print(f"[bold cyan]{plan.experiment}[/] sweep: {len(points)} runs, {plan.jobs} jobs x "
+                  f"{sweeplib.threads_per_job(plan.jobs)} threads, profile={plan.profile}")
+    progress = Progress(TextColumn("runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=err_console)
+    try:
+        with progress:
+            task = progress.add_task("runs", total=len(points))
+            sweeplib.run_sweep(plan, points, on_done=lambda p: progress.advance(task))
+    except KeyboardInterrupt:
+        _summary(points)
+        err_console.print("interrupted: rerun the same sweep to resume (finished runs are kept)")
+        sys.exit(130)
+    _summary(points)
+    failed = [p for p in points if p.status == "failed"]
+    if failed:
+        for p in failed:
+            err_console.print(f"[red]failed[/] {p.spec.run_id} ({_values(p)}): {escape(p.error or '')}")
+        raise typer.Exit(1)
+
+
+def _values(p: sweeplib.Point) -> str:
+    return " ".join(f"{k}={v}" for k, v in p.values.items())
+
+
+def _summary(points: list[sweeplib.Point]) -> None:
+    if not points:
+        return
+    table = Table(title="sweep summary", title_justify="left")
+    for key in points[0].values:
+        table.add_column(key)
+    for col in ("run id", "status", "verdict", "effect", "s"):
+        table.add_column(col, no_wrap=col == "run id")
+    for p in points:
+        effect = "-" if p.effect is None else f"{p.effect:.3g}"
+        verdict = verdict_text(p.verdict) if p.verdict else "-"
+        table.add_row(*map(escape, p.values.values()), p.spec.run_id, p.status, verdict, effect, f"{p.seconds:.1f}")
+    console.print(table)

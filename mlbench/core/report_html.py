@@ -1,0 +1,73 @@
+"""The HTML report: one self-contained page (plots embedded as data URIs), everything escaped."""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+from pathlib import Path
+
+from mlbench.core.report import Group, ci_text, num, pivot
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+.reproduced{color:#176b17;font-weight:bold}.not_reproduced{color:#a11;font-weight:bold}
+.inconclusive{color:#a60;font-weight:bold}.old{opacity:.7}img{max-width:100%;border:1px solid #eee}"""
+EMBEDDED_RUNS = 3  # plots embedded for the latest runs of each group; older ones are linked
+
+
+def _verdict(v: str) -> str:
+    return f'<span class="{escape(v)}">{escape(v)}</span>'
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    th = "".join(f"<th>{escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{th}</tr>{body}</table>"
+
+
+def _img(path: Path) -> str:
+    try:
+        data = base64.b64encode(path.read_bytes()).decode()
+    except OSError:
+        return f"<p>missing plot {escape(str(path))}</p>"
+    return f'<p><img alt="{escape(path.name)}" src="data:image/png;base64,{data}"></p>'
+
+
+def _group(g: Group) -> str:
+    cls = "" if g.current else ' class="old"'
+    tag = "" if g.current else f" — older version {g.version} (not compared with current runs)"
+    parts = [f"<section{cls}><h2>{escape(g.experiment)} (v{g.version}){escape(tag)}</h2>",
+             f"<p>{escape(g.summary)} <i>({escape(g.citation)})</i></p>"]
+    head = ["run id", *[k for k in g.varying if k not in ("profile", "seeds")], "profile", "seeds", "verdict",
+            "headline effect", "95% CI"]
+    rows = []
+    for r in g.runs:
+        vals = g.values(r)
+        rows.append([escape(r.run_id), *[escape(str(vals[k])) for k in head[1:-5]], escape(r.profile), str(r.seeds),
+                     _verdict(r.verdict), escape(num(r.effect)), escape(ci_text(r.ci))])
+    parts.append(_table(head, rows))
+    p = pivot(g)
+    if p:
+        rk, ck, rvals, cvals, cells = p
+        parts.append(f"<p>Pivot: headline effect by {escape(rk)}" + (f" × {escape(ck)}" if ck else "") + "</p>")
+        parts.append(_table([rk, *cvals], [[escape(rv), *[escape(cells.get((rv, cv), "")) for cv in cvals]]
+                                           for rv in rvals]))
+    for i, r in enumerate(reversed(g.runs)):
+        parts.append(f"<h3>run {escape(r.run_id)} ({escape(r.profile)}, {r.seeds} seeds)</h3><ul>")
+        parts += [f"<li>{_verdict(c['verdict'])} — {escape(c['text'])} <i>({escape(c['citation'])})</i>: "
+                  f"{escape(c.get('test', ''))}; effect {escape(num(c.get('effect')))}, CI {escape(ci_text(c.get('ci')))}</li>"
+                  for c in r.claims]
+        parts.append("</ul>")
+        for plot in r.plots:
+            path = r.path / "plots" / plot
+            parts.append(_img(path) if i < EMBEDDED_RUNS else f'<p><a href="{escape(path.as_uri())}">{escape(plot)}</a></p>')
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def html(groups: list[Group], root: Path) -> str:
+    n = sum(len(g.runs) for g in groups)
+    body = "\n".join(_group(g) for g in groups)
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>mlbench report</title>"
+            f"<style>{STYLE}</style></head><body><h1>mlbench report</h1>"
+            f"<p>{n} complete runs under {escape(str(root))}</p>{body}</body></html>\n")

@@ -1,0 +1,92 @@
+"""verify (bitwise / differs) and report (formats, escaping, old versions apart, pivots)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import mlbench
+from cli.main import app
+from mlbench.core import report as reportlib
+from mlbench.core import verify as verifylib
+
+TINY = ["steps=4", "eval_every=2", "eval_size=32", "stats_dims=16", "stats_queries=16"]
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    runs = [mlbench.run("attn-scaling", profile="smoke", sets=[*TINY, f"lr={lr}"], results=root, threads=1)
+            for lr in (0.001, 0.003)]
+    return root, runs
+
+
+def test_verify_bitwise(two_runs):
+    _, runs = two_runs
+    res = CliRunner().invoke(app, ["verify", str(runs[0].run_dir)])
+    assert res.exit_code == 0 and "bitwise" in res.output
+
+
+def test_verify_detects_a_changed_file(two_runs, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(two_runs[1][1].run_dir, copy)
+    lines = (copy / "metrics.jsonl").read_text().splitlines()
+    rec = json.loads(lines[0])
+    rec["heldout_acc"] += 0.5
+    (copy / "metrics.jsonl").write_text("\n".join([json.dumps(rec), *lines[1:]]) + "\n")
+    result = verifylib.verify(copy)
+    assert result.outcome == "differs" and result.max_deviation == pytest.approx(0.5)
+    res = CliRunner().invoke(app, ["verify", str(copy)])
+    assert res.exit_code == 1 and "differs" in res.output
+
+
+def test_verify_refuses_incomplete_or_foreign_folders(tmp_path):
+    res = CliRunner().invoke(app, ["verify", str(tmp_path)])
+    assert res.exit_code == 2 and "not a run folder" in res.output
+
+
+@pytest.mark.parametrize("fmt", reportlib.FORMATS)
+def test_report_formats(two_runs, fmt):
+    root, runs = two_runs
+    res = CliRunner().invoke(app, ["report", "--results", str(root), "--format", fmt])
+    assert res.exit_code == 0, res.output
+    text = (root / f"REPORT.{fmt}").read_text()
+    assert all(r.run_dir.name in text for r in runs)
+    if fmt == "json":
+        (group,) = json.loads(text)
+        assert group["varying"] == ["lr"] and group["current"]
+    if fmt == "md":
+        assert "Pivot: headline effect by `lr`" in text and "| lr |" in text
+    if fmt == "html":
+        assert "data:image/png;base64," in text and "http" not in text.replace("http-equiv", "")
+
+
+def test_report_escapes_and_separates_old_versions(two_runs, tmp_path):
+    import shutil
+
+    root, runs = two_runs
+    other = tmp_path / "results"
+    shutil.copytree(root, other)
+    old = other / "attn-scaling" / runs[0].run_dir.name
+    summary = json.loads((old / "summary.json").read_text())
+    summary["experiment_version"] = 0
+    summary["claims"][0]["text"] = "<script>alert(1)</script>"
+    (old / "summary.json").write_text(json.dumps(summary))
+    path, groups, _ = reportlib.write_report(other, fmt="html")
+    html = path.read_text()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert [(g.version, g.current) for g in groups] == [(1, True), (0, False)]
+    assert "older version 0" in html
+
+
+def test_report_skips_broken_runs(two_runs, tmp_path):
+    import shutil
+
+    root, runs = two_runs
+    other = tmp_path / "r"
+    shutil.copytree(root, other)
+    (other / "attn-scaling" / runs[0].run_dir.name / "summary.json").write_text("{trunc")
+    rows, skipped = reportlib.collect(other)
+    assert len(rows) == 1 and "unreadable" in skipped[0]
