@@ -95,7 +95,7 @@ def test_run_twice_then_report(results):
     res = invoke("report", "--results", results)
     assert res.exit_code == 0
     text = (results / "REPORT.md").read_text()
-    assert "| attn-scaling |" in text and "smoke" in text
+    assert "## attn-scaling (v1)" in text and "| smoke | 2 |" in text
 
 
 def test_results_from_environment(results, monkeypatch):
@@ -107,3 +107,31 @@ def test_results_from_environment(results, monkeypatch):
 def test_report_on_missing_root(tmp_path):
     res = invoke("report", "--results", tmp_path / "none")
     assert res.exit_code == 2 and "results root not found" in res.output
+
+
+def test_full_disk_is_one_line_and_leaves_no_run_folder(results, monkeypatch):
+    import errno
+    import os
+
+    from mlbench.core import store
+
+    real_fsync = os.fsync
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store.os, "fsync", full)
+    res = invoke("run", "attn-scaling", "--profile", "smoke", "--results", results)
+    monkeypatch.setattr(store.os, "fsync", real_fsync)
+    assert res.exit_code == 2 and "No space left on device" in res.output
+    assert "Traceback" not in res.output
+    assert not (results / "attn-scaling").exists() or not any((results / "attn-scaling").iterdir())
+
+
+def test_corrupt_summary_of_a_complete_run(results):
+    assert invoke("run", "attn-scaling", "--profile", "smoke", "--results", results).exit_code == 0
+    (summary,) = results.glob("attn-scaling/*/summary.json")
+    summary.write_text('{"verdict": "repro')
+    res = invoke("run", "attn-scaling", "--profile", "smoke", "--results", results)
+    assert res.exit_code == 2 and "corrupt" in res.output and "summary.json" in res.output
+    assert invoke("run", "attn-scaling", "--profile", "smoke", "--results", results, "--force").exit_code == 0

@@ -223,14 +223,22 @@ def execute(spec: RunSpec, *, force: bool = False, progress: Progress | None = N
         store.ensure_writable_root(spec.results)
     run_dir = spec.run_dir
     if not force and run_dir.exists() and store.read_status(run_dir) == "complete":
-        return RunResult(run_dir, store.read_json(run_dir / "summary.json"), True, 0.0)
+        summary = store.read_json(run_dir / "summary.json")
+        if not isinstance(summary, dict) or "verdict" not in summary:
+            raise RunStoreError(f"corrupt summary.json in {run_dir}: rerun with --force")
+        return RunResult(run_dir, summary, True, 0.0)
     if world > 1:
         _barrier()  # every rank has looked before rank 0 touches anything
     if not main:
         return _execute_worker(spec, rank, world, start)
+    fresh = not run_dir.exists()
     previous = _prepare_run_dir(spec, force)
     try:
         return _execute_main(spec, previous, world, progress, start)
+    except RunStoreError:
+        if fresh and not (run_dir / "units").exists():  # nothing of value yet: leave no folder
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         _unlock(run_dir)
 

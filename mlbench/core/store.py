@@ -34,8 +34,13 @@ FILE_MODE = _file_mode()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write `data` to a temporary file beside `path`, fsync, rename. A full or read-only disk
+    raises RunStoreError and leaves the old file (or none) in place, never a partial one."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise RunStoreError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
@@ -43,6 +48,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise RunStoreError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -68,6 +76,8 @@ def read_json(path: Path) -> Any:
         raise RunStoreError(f"missing file: {path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RunStoreError(f"corrupt JSON in {path}: {exc}") from None
+    except OSError as exc:
+        raise RunStoreError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def ensure_writable_root(root: Path) -> None:
@@ -136,7 +146,8 @@ def read_status(run_dir: Path) -> str | None:
     path = run_dir / "manifest.json"
     if not path.exists():
         return None
-    status = read_json(path).get("status")
+    manifest = read_json(path)
+    status = manifest.get("status") if isinstance(manifest, dict) else None
     if status not in STATUSES:
         raise RunStoreError(f"unknown status {status!r} in {path}")
     return status

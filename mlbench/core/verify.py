@@ -96,7 +96,10 @@ def _deviation(a: Path, b: Path) -> tuple[float, str]:
     if a.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        ta, tb = load_file(str(a)), load_file(str(b))
+        try:
+            ta, tb = load_file(str(a)), load_file(str(b))
+        except Exception as exc:  # safetensors raises its own error types for corrupt headers
+            raise RunStoreError(f"corrupt checkpoint {a.name}: {exc}") from None
         if ta.keys() != tb.keys() or any(ta[k].shape != tb[k].shape for k in ta):
             return math.inf, "different tensors"
         dev = max(((ta[k].double() - tb[k].double()).abs().max().item() for k in ta if ta[k].numel()), default=0.0)
