@@ -49,7 +49,7 @@ def render_table(path: Path, title: str) -> None:
     for i, col in enumerate(rows[0]):
         numeric = all(_is_number(r[i]) for r in body if i < len(r))
         table.add_column(col, justify="right" if numeric else "left", no_wrap=True,
-                         min_width=min(len(col), 9))
+                         min_width=max(min(len(col), 9), 5))
     for row in body:
         table.add_row(*row)
     console.print(table)

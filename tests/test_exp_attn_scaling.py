@@ -58,3 +58,15 @@ def test_quick_profile_reproduces_every_claim(tmp_path):
 def test_negative_control_both_arms_scaled_is_not_reproduced(tmp_path):
     summary = mlbench.run("attn-scaling", results=tmp_path, sets=["negative_control=true"]).summary
     assert summary["verdict"] == "not_reproduced"
+
+
+def test_divergence_is_recorded_not_crashed(tmp_path):
+    """SGD with an absurd learning rate: NaN losses are logged with their step, the arm's
+    measurements become NaN, and the verdict rejects it."""
+    res = mlbench.run("attn-scaling", profile="smoke", results=tmp_path,
+                      sets=["optimizer=sgd", "lr=1e9", "head_dims=8"])
+    m = res.summary["measurements"]["unscaled@d8"]
+    assert all(math.isnan(x) for x in m["steps_to_threshold"]) and all(x > 0 for x in m["diverged_at"])
+    lines = (res.run_dir / "metrics.jsonl").read_text().splitlines()
+    assert any('"diverged":true' in line for line in lines)
+    assert res.summary["verdict"] == "not_reproduced"

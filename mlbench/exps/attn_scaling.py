@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mlbench.core.config import param
+from mlbench.core.numerics import Divergence
 from mlbench.core.verdict import AllOf, Claim, Equivalent, Paired, Trend
 
 VERSION = 1
@@ -217,6 +218,7 @@ def train_head_dim(cfg: Config, ctx, d: int) -> dict:
     reached = [None] * M
     curve_steps, curve_acc, h0 = [], [], None
     losses = torch.zeros(M)
+    divergence = Divergence(M)
     with ctx.task(f"train d={d} ({M} models)", total=cfg.steps) as bar:
         for step in range(cfg.steps + 1):
             if step % cfg.eval_every == 0 or step == cfg.steps:
@@ -233,7 +235,7 @@ def train_head_dim(cfg: Config, ctx, d: int) -> dict:
                         reached[m] = step
                     ctx.log(arm=ARMS[a], d=d, seed=k, step=step, heldout_acc=acc[m].item(),
                             train_loss=losses[m].item())
-                if all(r is not None for r in reached) or step == cfg.steps:
+                if all(r is not None or divergence.diverged(m) for m, r in enumerate(reached)) or step == cfg.steps:
                     bar.advance(cfg.steps - step)
                     break
             pairs, query, target = _batches(cfg, data_gens, cfg.batch_size, dev)
@@ -243,6 +245,9 @@ def train_head_dim(cfg: Config, ctx, d: int) -> dict:
             per_model.sum().backward()  # models share no parameters: each gets its own gradient
             opt.step()
             losses = per_model.detach().cpu()
+            for m in divergence.update(losses, step + 1):  # NaN/inf loss: recorded, never a crash
+                a, k = divmod(m, seeds)
+                ctx.log(arm=ARMS[a], d=d, seed=k, step=step + 1, diverged=True, train_loss=losses[m].item())
             bar.advance()
     for m in range(M):
         a, k = divmod(m, seeds)
@@ -253,8 +258,10 @@ def train_head_dim(cfg: Config, ctx, d: int) -> dict:
     for a, name in enumerate(ARMS):
         idx = range(a * seeds, (a + 1) * seeds)
         out[arm(name, d)] = {
-            "steps_to_threshold": [float(reached[m] if reached[m] is not None else censored) for m in idx],
+            "steps_to_threshold": [divergence.mask(float(reached[m] if reached[m] is not None else censored), m)
+                                   for m in idx],
             "reached": [float(reached[m] is not None) for m in idx],
+            "diverged_at": [float(divergence.step[m]) if divergence.diverged(m) else math.nan for m in idx],
             "H0": [h0[m].item() for m in idx],
             "final_acc": [curve_acc[-1][m] for m in idx],
         }
@@ -295,8 +302,9 @@ def _report(cfg: Config, ctx, m: dict, curves: dict) -> None:
         for name in ARMS:
             r = m[arm(name, d)]
             ci = mean_ci(r["steps_to_threshold"])
-            rows.append({"d": d, "arm": name, "H0": _mean(r["H0"]), "steps": ci.mean, "ci_low": ci.low,
-                         "ci_high": ci.high, "reached": f"{int(sum(r['reached']))}/{len(r['reached'])}",
+            rows.append({"d": d, "arm": name, "H0": _mean(r["H0"]), "steps": ci.mean,
+                         "steps_95ci": f"[{ci.low:.0f}, {ci.high:.0f}]", "reached": f"{int(sum(r['reached']))}/{len(r['reached'])}",
+                         "diverged": sum(not math.isnan(x) for x in r["diverged_at"]),
                          "slowdown": ci.mean / base, "acc_end": _mean(r["final_acc"])})
     ctx.table(rows, title=f"Associative recall: steps to {cfg.threshold:.0%} held-out accuracy (mean, 95% CI "
               f"over seeds), initial attention entropy H0 (nats), slowdown = steps / scaled steps, acc_end = "
