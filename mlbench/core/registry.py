@@ -69,6 +69,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"malformed TOML in {path}: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"malformed TOML in {path}: nested too deeply") from None
 
 
 @cache

@@ -135,6 +135,8 @@ def _prepare_run_dir(spec: RunSpec, force: bool) -> str | None:
         shutil.rmtree(run_dir)
     run_dir.mkdir(exist_ok=True)
     _lock(run_dir)
+    for stale in run_dir.rglob(".*.tmp"):  # temp files of a writer that was killed mid-write
+        stale.unlink(missing_ok=True)
     return store.read_status(run_dir)
 
 
