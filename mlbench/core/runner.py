@@ -194,10 +194,13 @@ def _distributed(device: str) -> tuple[int, int]:
 
 
 def _determinism(spec: RunSpec) -> dict[str, Any]:
+    """Pin torch's CPU threads: --threads, else the experiment's THREADS (its measured best: many
+    small batched LAPACK calls crawl with more threads), else torch's default."""
     import torch
 
-    if spec.threads is not None:
-        torch.set_num_threads(spec.threads)
+    threads = spec.threads or getattr(spec.module, "THREADS", None)
+    if threads is not None:
+        torch.set_num_threads(threads)
     torch.manual_seed(0)  # experiments seed their own generators; this pins any stray use
     return {"threads": torch.get_num_threads(), "device": spec.device,
             "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
