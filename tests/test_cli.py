@@ -135,3 +135,13 @@ def test_corrupt_summary_of_a_complete_run(results):
     res = invoke("run", "attn-scaling", "--profile", "smoke", "--results", results)
     assert res.exit_code == 2 and "corrupt" in res.output and "summary.json" in res.output
     assert invoke("run", "attn-scaling", "--profile", "smoke", "--results", results, "--force").exit_code == 0
+
+
+def test_full_fp16_on_cpu_is_refused_before_anything_is_written(results):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    res = invoke("run", "fp16-mixed", "--profile", "full", "--device", "cpu", "--results", results)
+    assert res.exit_code == 2 and "needs --device cuda" in res.output.replace("\n", " ")
+    assert not (results / "fp16-mixed").exists()

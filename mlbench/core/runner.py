@@ -112,6 +112,9 @@ def resolve(experiment: str, *, profile: str = "quick", seeds: int | None = None
     n_seeds = seeds if seeds is not None else n_seeds
     spec = RunSpec(experiment, module, profile, cfg, n_seeds, resolve_device(device), threads,
                    results_root(results), run_id="")
+    check = getattr(module, "check", None)  # optional: can this config run on this device?
+    if check is not None:
+        check(cfg, spec.device)
     spec.run_id = run_id_for(spec.config_record())
     return spec
 

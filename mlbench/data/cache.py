@@ -16,7 +16,9 @@ def build(generator: Callable[..., Any], cache_dir: Path, **gen_kwargs: Any):
     """`datasets.Dataset.from_generator(generator, gen_kwargs)` cached under `cache_dir`.
 
     `generator` must be a pure module-level function (its source and kwargs make the
-    fingerprint); it yields one dict per example.
+    fingerprint); it yields one dict per example. Pass sequences in `gen_kwargs` as tuples:
+    `datasets` treats list values as shards. Seed it with an int (`ctx.seed(name, k)`), not a
+    torch.Generator.
     """
     import datasets
 

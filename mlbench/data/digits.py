@@ -24,6 +24,7 @@ def load(cache_dir: Path, test_size: int = 497, order_seed: int = 0):
     """
     import torch
 
-    ds = cache.build(_digits_rows, cache_dir, order_seed=order_seed).with_format("torch")
-    x, y = ds["pixels"].to(torch.float32), ds["label"].to(torch.long)
+    # ds[:] materialises the columns (with datasets 5.x, ds["pixels"] is a lazy Column)
+    cols = cache.build(_digits_rows, cache_dir, order_seed=order_seed).with_format("torch")[:]
+    x, y = cols["pixels"].to(torch.float32), cols["label"].to(torch.long)
     return x[test_size:], y[test_size:], x[:test_size], y[:test_size]
