@@ -343,9 +343,15 @@ def _report(cfg: Config, ctx, m: dict, curves: dict) -> None:
     ax[0][0].set(xlabel="step", ylabel="held-out accuracy", title=f"recall, d={d_hi} (mean of {seeds} seeds)")
     ax[0][0].legend()
     dims = sorted(cfg.head_dims)
-    for name in ARMS:
-        ax[0][1].plot(dims, [_mean(m[arm(name, d)]["steps_to_threshold"]) for d in dims], "o-", label=name)
+    for name in ("unscaled", "t5-init"):
+        ratios = [[u / s for u, s in zip(m[arm(name, d)]["steps_to_threshold"], m[arm("scaled", d)]["steps_to_threshold"])]
+                  for d in dims]  # per seed
+        line, = ax[0][1].plot(dims, [_mean(r) for r in ratios], "o-", label=f"{name} / scaled")
+        for d, r in zip(dims, ratios):
+            ax[0][1].scatter([d] * len(r), r, s=10, color=line.get_color(), alpha=0.5)
+    ax[0][1].axhline(1.0, color="grey", lw=0.8, ls=":")
     ax[0][1].set_xscale("log", base=2)
-    ax[0][1].set(xlabel="head dimension d", ylabel=f"steps to {cfg.threshold:.0%}", title="slowdown grows with d")
+    ax[0][1].set(xlabel="head dimension d", ylabel=f"steps to {cfg.threshold:.0%}, ratio to scaled",
+                 title="slowdown vs d (dots: seeds)")
     ax[0][1].legend()
     ctx.plot("training", fig)
