@@ -116,6 +116,7 @@ class Context:
     world_size: int = 1
     _unit_log: list[dict[str, Any]] | None = None
     _blobs: dict[str, bytes] | None = None
+    _saved: dict[str, bytes] = field(default_factory=dict)  # checkpoints of this run, by name
     _accelerator: Any = None
 
     @property
@@ -203,6 +204,7 @@ class Context:
     def _store_unit(self, key: str, saved: dict[str, Any]) -> None:
         """Checkpoints first, then the unit record: a unit file means its weights are on disk."""
         blobs = saved.pop("checkpoints", {})
+        self._saved.update(blobs)  # every rank can load them, whoever trained them
         if not self.is_main:
             return
         for name, blob in blobs.items():
@@ -225,11 +227,29 @@ class Context:
         meta = {"experiment": self.experiment, "config": self.config_json, **(metadata or {})}
         path = self.run_dir / "checkpoints" / f"{safe_name(name, 'checkpoint name')}.safetensors"
         blob = canonical_safetensors(save(tensors, metadata={k: str(v) for k, v in meta.items()}))
+        self._saved[path.stem] = blob
         if self._blobs is not None:  # inside a unit: written with the unit record (main process)
             self._blobs[path.stem] = blob
         elif self.is_main:
             store.atomic_write_bytes(path, blob)
         return path
+
+    def load_checkpoint(self, name: str) -> dict[str, Any]:
+        """Tensors of `checkpoints/<name>.safetensors` saved by this run (also by a unit that a
+        resumed run skipped, or one another rank trained). safetensors only, never pickle."""
+        from safetensors.torch import load
+
+        blob = self._saved.get(name)
+        if blob is None:
+            path = self.run_dir / "checkpoints" / f"{safe_name(name, 'checkpoint name')}.safetensors"
+            try:
+                blob = path.read_bytes()
+            except OSError as exc:
+                raise store.RunStoreError(f"missing checkpoint {path}: {exc.strerror or exc}") from None
+        try:
+            return load(blob)
+        except Exception as exc:  # safetensors' own error types for corrupt files
+            raise store.RunStoreError(f"corrupt checkpoint {name}: {exc}") from None
 
     def table(self, rows: Sequence[dict[str, Any]], *, title: str, name: str = "main",
               columns: Sequence[str] | None = None) -> None:
