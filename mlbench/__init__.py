@@ -6,7 +6,13 @@ Public API (no torch import happens until a run starts):
     mlbench.run("attn-scaling", profile="smoke", seeds=2)   # -> RunResult
 """
 
+import os as _os
+import sys as _sys
+
 __version__ = "0.1.0"
+
+if "torch" not in _sys.modules:  # OpenMP reads this once, when torch loads: sleep, don't spin
+    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def run(experiment: str, **kwargs):

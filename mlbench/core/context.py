@@ -87,7 +87,8 @@ class Table:
     def markdown(self) -> str:
         head = "| " + " | ".join(self.columns) + " |"
         rule = "|" + "|".join("---" for _ in self.columns) + "|"
-        body = ["| " + " | ".join(_cell(r.get(c, ""), ".4g") for c in self.columns) + " |" for r in self.rows]
+        body = ["| " + " | ".join(_cell(r.get(c, ""), ".4g").replace("|", "\\|") for c in self.columns) + " |"
+                for r in self.rows]
         return "\n".join([f"### {self.title}", "", head, rule, *body, ""])
 
     def csv(self) -> str:
@@ -236,7 +237,7 @@ class Context:
 
     def load_checkpoint(self, name: str) -> dict[str, Any]:
         """Tensors of `checkpoints/<name>.safetensors` saved by this run (also by a unit that a
-        resumed run skipped, or one another rank trained). safetensors only, never pickle."""
+        resumed run skipped, or one another rank trained), read with safetensors."""
         from safetensors.torch import load
 
         blob = self._saved.get(name)

@@ -350,7 +350,8 @@ def _table_md(spec: RunSpec, ctx: Context, claims: list[dict[str, Any]]) -> str:
     parts += ["### Verdicts", "", "| claim | verdict | test | effect | 95% CI |", "|---|---|---|---|---|"]
     for c in claims:
         eff = "-" if c["effect"] is None else f"{c['effect']:.4g}"
-        parts.append(f"| {c['id']}: {c['text']} | **{c['verdict']}** | {c['test']} | {eff} | {_fmt_ci(c['ci'])} |")
+        text, test = (c["text"].replace("|", "\\|"), c["test"].replace("|", "\\|"))
+        parts.append(f"| {c['id']}: {text} | **{c['verdict']}** | {test} | {eff} | {_fmt_ci(c['ci'])} |")
     parts += ["", *[f"![{p}](plots/{p})" for p in ctx.plots], ""]
     return "\n".join(parts)
 
