@@ -58,6 +58,107 @@ def attn_scaling(repeats: int) -> dict:
     return _row("attn-scaling", f"train_head_dim d={d}, {seeds} seeds x 3 arms, {cfg.steps} steps", ours, minimal, repeats)
 
 
+def ddpm_vs_sde(repeats: int) -> dict:
+    import torch
+
+    from mlbench.data import toy2d
+    from mlbench.exps import ddpm_vs_sde as exp
+
+    cfg, seeds = exp.Config(), 4  # the quick profile's training unit: 2500 Adam steps, 4 seeds
+    ctx = _ctx("/nonexistent", "ddpm-vs-sde", seeds)  # seeds and generators only: writes nothing
+    data = torch.stack([toy2d.load(cfg.dataset, cfg.n_train, ctx.seed("train-data", k), ctx.cache_dir)
+                        for k in range(seeds)])  # (S, N, 2): built once, outside both timings
+
+    def ours():
+        with tempfile.TemporaryDirectory() as tmp:
+            exp.train(cfg, _ctx(tmp, "ddpm-vs-sde", seeds), data)
+
+    def minimal():  # exp.train's math, without the loss record, ctx.log, progress or checkpoints
+        S, N, D = data.shape
+        params = exp.init_params(cfg, D, [ctx.generator("init", k) for k in range(S)])
+        for p in params.values():
+            p.requires_grad_(True)
+        moments = {n: (torch.zeros_like(p), torch.zeros_like(p)) for n, p in params.items()}
+        gens = [ctx.generator("train-batches", k) for k in range(S)]
+        for step in range(cfg.train_steps):
+            idx = torch.stack([torch.randint(N, (cfg.batch_size,), generator=g) for g in gens])  # (S, B)
+            u = torch.stack([torch.rand(cfg.batch_size, generator=g) for g in gens])
+            t = u**cfg.t_power * (1 - cfg.eps) + cfg.eps
+            z = torch.stack([torch.randn(cfg.batch_size, D, generator=g) for g in gens])  # (S, B, D)
+            la = exp.log_alpha(t, cfg)[..., None]
+            x_t = la.exp() * data.gather(1, idx[..., None].expand(-1, -1, D)) + (-torch.expm1(2 * la)).sqrt() * z
+            loss = ((exp.eps_net(params, x_t, t, cfg.time_features) - z) ** 2).mean((1, 2))  # (S,)
+            grads = torch.autograd.grad(loss.sum(), list(params.values()))
+            # exp's own Adam: torch.optim.Adam (same math) takes its single-tensor path on CPU and
+            # costs ~0.6 s more over 2500 steps (cProfile), which would flatter ours
+            exp.adam_step(params, dict(zip(params, grads)), moments, step + 1,
+                          cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.train_steps)))
+        return params  # the trained ensemble, to check against ours
+
+    # the runner pins the experiment's THREADS; so do both loops here
+    threads = torch.get_num_threads()
+    torch.set_num_threads(exp.THREADS)
+    try:
+        return _row("ddpm-vs-sde", f"train: {seeds} seeds stacked, {cfg.train_steps} steps, B={cfg.batch_size}, "
+                    f"{exp.THREADS} thread", ours, minimal, repeats)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def fp16_mixed(repeats: int) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from mlbench.data import digits
+    from mlbench.exps import fp16_mixed as exp
+
+    cfg, seeds = exp.Config(), 5  # the quick profile's training unit: 6 arms x 5 seeds, 600 steps
+    ctx = _ctx("/nonexistent", "fp16-mixed", seeds)  # seeds and generators only: writes nothing
+
+    def ours():
+        with tempfile.TemporaryDirectory() as tmp:
+            exp.train(cfg, _ctx(tmp, "fp16-mixed", seeds))
+
+    def minimal():  # exp.train's math, without logging, curves, skipped-step counts or checkpoints
+        S, specs = seeds, exp.arm_specs(cfg)
+        names = list(specs)
+        x_tr, y_tr, x_te, y_te = digits.load(ctx.cache_dir)  # ours loads inside train, so this does too
+        segs = exp.segments([specs[a][0] for a in names], S)
+        upd_segs = exp.segments([None if specs[a][1] else specs[a][0] for a in names], S)
+        params = exp.init_params(cfg, [ctx.generator("init", k) for k in range(S)], len(names), upd_segs, "cpu")
+        velocity = {k: torch.zeros_like(p) for k, p in params.items()}
+        s0 = {"none": 1.0, "static": cfg.static_scale, "dynamic": cfg.init_scale}
+        scale = torch.tensor([s0[specs[a][2]] for a in names for _ in range(S)])  # (M,)
+        dynamic = torch.tensor([specs[a][2] == "dynamic" for a in names for _ in range(S)])
+        tracker = torch.zeros_like(scale, dtype=torch.long)
+        gens = [ctx.generator("batches", k) for k in range(S)]
+        dyn0, pure = names.index("fp16-dynamic") * S, names.index("fp16-pure") * S
+        for step in range(cfg.steps):
+            if step % cfg.eval_every == 0:
+                exp.evaluate(params, x_te, y_te, segs)
+            idx = torch.stack([torch.randint(len(y_tr), (cfg.batch_size,), generator=g) for g in gens])
+            idx = idx.repeat(len(names), 1)  # (M, B)
+            hooks = [] if step in cfg.census_steps else None
+            loss = F.cross_entropy(exp.forward(params, x_tr[idx], segs, hooks).transpose(1, 2), y_tr[idx],
+                                   reduction="none").mean(1)  # (M,)
+            (loss * scale).sum().backward()
+            if hooks is not None:
+                w_grads = {k: p.grad[:S].clone() for k, p in params.items()}
+                w_old = {k: p.detach().clone() for k, p in params.items()}
+            found_inf = exp.sgd_step(params, velocity, scale, upd_segs, cfg.lr, cfg.momentum)
+            if hooks is not None:
+                exp.census(cfg, [h[:S] for h in hooks], w_grads, w_old, params, velocity,
+                           scale[dyn0:dyn0 + S].tolist(), list(range(pure, pure + S)))
+            new_scale, new_tracker = exp.update_scale(scale, tracker, found_inf, cfg.growth_interval)
+            scale, tracker = torch.where(dynamic, new_scale, scale), torch.where(dynamic, new_tracker, tracker)
+        exp.evaluate(params, x_te, y_te, segs)
+        exp.evaluate(params, x_tr, y_tr, segs)  # ours' final training loss on the whole set
+        return params  # the trained models, to check against ours
+
+    return _row("fp16-mixed", f"train: {len(exp.ARMS)} arms x {seeds} seeds stacked, {cfg.steps} steps; "
+                f"census at steps {list(cfg.census_steps)} in both", ours, minimal, repeats)
+
+
 def _row(name: str, what: str, ours: Callable, minimal: Callable, repeats: int) -> dict:
     """Alternate the two loops (warm-up first) and keep each one's best time, so both see the
     same machine load."""
@@ -67,7 +168,8 @@ def _row(name: str, what: str, ours: Callable, minimal: Callable, repeats: int) 
             "throughput_ratio": ratio, "meets_0.95": ratio >= 0.95 or math.isclose(ratio, 0.95)}
 
 
-LOOPS: dict[str, Callable[[int], dict]] = {"attn-scaling": attn_scaling}
+LOOPS: dict[str, Callable[[int], dict]] = {"attn-scaling": attn_scaling, "ddpm-vs-sde": ddpm_vs_sde,
+                                             "fp16-mixed": fp16_mixed}
 
 
 def run(repeats: int = 3) -> list[dict]:
