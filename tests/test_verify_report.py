@@ -90,3 +90,20 @@ def test_report_skips_broken_runs(two_runs, tmp_path):
     (other / "attn-scaling" / runs[0].run_dir.name / "summary.json").write_text("{trunc")
     rows, skipped = reportlib.collect(other)
     assert len(rows) == 1 and "unreadable" in skipped[0]
+
+
+def test_corrupt_config_or_checkpoint_is_one_line_exit_2(two_runs, tmp_path):
+    import shutil
+
+    src = two_runs[1][0].run_dir
+    bad_config = tmp_path / "c"
+    shutil.copytree(src, bad_config)
+    (bad_config / "config.json").write_text('{"experiment": ')
+    res = CliRunner().invoke(app, ["verify", str(bad_config)])
+    assert res.exit_code == 2 and "corrupt JSON" in res.output and "Traceback" not in res.output
+    bad_ckpt = tmp_path / "k"
+    shutil.copytree(src, bad_ckpt)
+    ckpt = sorted((bad_ckpt / "checkpoints").iterdir())[0]
+    ckpt.write_bytes(ckpt.read_bytes()[:40])  # truncated
+    res = CliRunner().invoke(app, ["verify", str(bad_ckpt)])
+    assert res.exit_code == 2 and "corrupt checkpoint" in res.output
