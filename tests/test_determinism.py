@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import mlbench
-from mlbench.core.context import NoProgress
+from helpers import InterruptAt
 
 COMPARED = ("metrics.jsonl", "table.csv", "table.md", "summary.json")
 
@@ -26,19 +26,6 @@ def test_two_runs_same_bytes_and_run_id(tmp_path):
     b_dir = tmp_path / "b" / "attn-scaling" / a.run_dir.name
     assert b_dir.is_dir()  # same run id in a fresh process
     assert files(a.run_dir) == files(b_dir)
-
-
-class InterruptAt(NoProgress):
-    """A progress sink that raises Ctrl-C when the n-th task starts."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def task(self, description, total):
-        self.n -= 1
-        if self.n == 0:
-            raise KeyboardInterrupt
-        return super().task(description, total)
 
 
 def test_interrupted_run_resumes_finished_units(tmp_path):

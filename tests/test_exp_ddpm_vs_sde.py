@@ -9,7 +9,7 @@ import torch
 from scipy.integrate import quad
 
 import mlbench
-from mlbench.core.context import NoProgress
+from helpers import InterruptAt
 from mlbench.core.errors import ConfigError
 from mlbench.data import toy2d
 from mlbench.exps import ddpm_vs_sde as exp
@@ -199,25 +199,12 @@ def outputs(run_dir):
     return {f: (run_dir / f).read_bytes() for f in files}
 
 
-class InterruptAtSampling(NoProgress):
-    """Ctrl-C when the second progress task (sampling, after training) starts."""
-
-    def __init__(self):
-        self.n = 2
-
-    def task(self, description, total):
-        self.n -= 1
-        if self.n == 0:
-            raise KeyboardInterrupt
-        return super().task(description, total)
-
-
 def test_same_bytes_twice_and_after_a_resume(tmp_path):
     a = mlbench.run("ddpm-vs-sde", profile="smoke", results=tmp_path / "a", threads=1)
     b = mlbench.run("ddpm-vs-sde", profile="smoke", results=tmp_path / "a", threads=1, force=True)
     assert outputs(a.run_dir) == outputs(b.run_dir)
     with pytest.raises(KeyboardInterrupt):
-        mlbench.run("ddpm-vs-sde", profile="smoke", results=tmp_path / "r", threads=1, progress=InterruptAtSampling())
+        mlbench.run("ddpm-vs-sde", profile="smoke", results=tmp_path / "r", threads=1, progress=InterruptAt(2))  # 2nd task: sampling
     c = mlbench.run("ddpm-vs-sde", profile="smoke", results=tmp_path / "r", threads=1)
     assert json.loads((c.run_dir / "manifest.json").read_text())["resumed_units"] == ["marginals", "train"]
     assert outputs(c.run_dir) == outputs(a.run_dir)  # the network came back from its checkpoint
