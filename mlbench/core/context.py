@@ -69,6 +69,33 @@ def canonical_safetensors(blob: bytes) -> bytes:
     return len(text).to_bytes(8, "little") + text + blob[8 + size :]
 
 
+def _all_gather_json(payload: dict[str, Any], world_size: int) -> list[dict[str, Any]]:
+    """Every rank's `payload` on every rank, sent as JSON bytes (checkpoint bytes as base64):
+    torch's object collectives would unpickle what the other ranks send."""
+    import base64
+
+    import torch
+    import torch.distributed as dist
+
+    def encode(unit: dict[str, Any]) -> dict[str, Any]:
+        return {**unit, "checkpoints": {n: base64.b64encode(b).decode() for n, b in unit["checkpoints"].items()}}
+
+    def decode(unit: dict[str, Any]) -> dict[str, Any]:
+        return {**unit, "checkpoints": {n: base64.b64decode(b) for n, b in unit["checkpoints"].items()}}
+
+    data = json.dumps({k: encode(v) for k, v in payload.items()}).encode()
+    size = torch.tensor([len(data)], dtype=torch.int64)
+    sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(world_size)]
+    dist.all_gather(sizes, size)
+    longest = int(max(s.item() for s in sizes))
+    buf = torch.zeros(longest, dtype=torch.uint8)
+    buf[: len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    bufs = [torch.zeros(longest, dtype=torch.uint8) for _ in range(world_size)]
+    dist.all_gather(bufs, buf)
+    parts = [json.loads(b[: int(n.item())].numpy().tobytes()) for b, n in zip(bufs, sizes)]
+    return [{k: decode(v) for k, v in part.items()} for part in parts]
+
+
 def _cell(value: Any, fmt: str) -> str:
     if isinstance(value, float):
         if math.isnan(value):
@@ -170,11 +197,7 @@ class Context:
             if self.world_size == 1:
                 self._store_unit(key, computed[key])
         if self.world_size > 1:
-            import torch.distributed as dist
-
-            gathered: list[Any] = [None] * self.world_size
-            dist.all_gather_object(gathered, computed)
-            computed = {k: v for part in gathered for k, v in part.items()}
+            computed = {k: v for part in _all_gather_json(computed, self.world_size) for k, v in part.items()}
             for key in pending:
                 self._store_unit(key, computed[key])
         results = {}
