@@ -344,14 +344,18 @@ def _report(cfg: Config, ctx, m: dict, curves: dict) -> None:
     ax[0][0].legend()
     dims = sorted(cfg.head_dims)
     for name in ("unscaled", "t5-init"):
-        ratios = [[u / s for u, s in zip(m[arm(name, d)]["steps_to_threshold"], m[arm("scaled", d)]["steps_to_threshold"])]
-                  for d in dims]  # per seed
-        line, = ax[0][1].plot(dims, [_mean(r) for r in ratios], "o-", label=f"{name} / scaled")
-        for d, r in zip(dims, ratios):
+        ratios = [[u / s for u, s in zip(m[arm(name, d)]["steps_to_threshold"], m[arm("scaled", d)]["steps_to_threshold"])
+                   if math.isfinite(u / s)] for d in dims]  # per seed; diverged models are left out
+        shown = [(d, r) for d, r in zip(dims, ratios) if r]
+        if not shown:
+            continue
+        line, = ax[0][1].plot([d for d, _ in shown], [_mean(r) for _, r in shown], "o-", label=f"{name} / scaled")
+        for d, r in shown:
             ax[0][1].scatter([d] * len(r), r, s=10, color=line.get_color(), alpha=0.5)
     ax[0][1].axhline(1.0, color="grey", lw=0.8, ls=":")
     ax[0][1].set_xscale("log", base=2)
     ax[0][1].set(xlabel="head dimension d", ylabel=f"steps to {cfg.threshold:.0%}, ratio to scaled",
                  title="slowdown vs d (dots: seeds)")
-    ax[0][1].legend()
+    if ax[0][1].get_legend_handles_labels()[0]:  # nothing to show when every model diverged
+        ax[0][1].legend()
     ctx.plot("training", fig)
