@@ -120,12 +120,17 @@ def threads_per_job(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
-def _run_point(args: dict[str, Any]) -> dict[str, Any]:
-    """One grid point, in a worker process. A user-facing or experiment error is a failed
-    point (reported at the end); Ctrl-C stops the worker."""
+def _run_point(args: dict[str, Any], in_worker: bool = False) -> dict[str, Any]:
+    """One grid point. A user-facing or experiment error is a failed point (reported at the
+    end). Ctrl-C: the run is marked interrupted by the runner; a worker process then exits at
+    once, so it cannot pick up another queued point (pool workers survive task exceptions)."""
     start = time.perf_counter()
     try:
         result = runner.run_experiment(**args)
+    except KeyboardInterrupt:
+        if in_worker:
+            os._exit(130)
+        raise
     except MlbenchError as exc:
         return {"status": "failed", "error": str(exc), "seconds": time.perf_counter() - start}
     except Exception as exc:  # an experiment bug must not stop the other points
@@ -153,7 +158,7 @@ def run_sweep(plan: SweepPlan, points: list[Point],
             on_done(p)
         return points
     with ProcessPoolExecutor(plan.jobs, mp_context=get_context("spawn")) as pool:
-        futures: dict[Future, Point] = {pool.submit(_run_point, p.args(plan, threads)): p for p in points}
+        futures: dict[Future, Point] = {pool.submit(_run_point, p.args(plan, threads), True): p for p in points}
         try:
             pending = set(futures)
             while pending:
@@ -162,11 +167,11 @@ def run_sweep(plan: SweepPlan, points: list[Point],
                     _apply(futures[fut], _outcome(fut))
                     on_done(futures[fut])
         except KeyboardInterrupt:
-            for fut, p in futures.items():
-                fut.cancel()
-                if p.status == "pending":
-                    p.status = "interrupted"
             pool.shutdown(wait=True, cancel_futures=True)
+            for fut, p in futures.items():
+                if p.status == "pending":
+                    done_ok = fut.done() and not fut.cancelled() and fut.exception() is None
+                    _apply(p, fut.result()) if done_ok else setattr(p, "status", "interrupted")
             raise
     return points
 
