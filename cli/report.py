@@ -16,7 +16,7 @@ from mlbench.core import runner
 
 @user_errors
 def report(
-    results: Optional[Path] = typer.Option(None, "--results", help="Results root [default: ./results or $MLBENCH_RESULTS]."),
+    results: Optional[Path] = typer.Option(None, "--results", help="Results root.", show_default="./results or $MLBENCH_RESULTS"),
     fmt: str = typer.Option("md", "--format", "-f", help="md | html | json | csv (written to <results>/REPORT.<fmt>)."),
     experiment: Optional[str] = typer.Option(None, "--experiment", help="Only this experiment."),
 ) -> None:

@@ -96,7 +96,7 @@ def run(
     sets: list[str] = typer.Option([], "--set", help="Override a config field: key=value (repeatable)."),
     config: Optional[Path] = typer.Option(None, "--config", help="A TOML file of config overrides."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
-    results: Optional[Path] = typer.Option(None, "--results", help="Results root [default: ./results or $MLBENCH_RESULTS]."),
+    results: Optional[Path] = typer.Option(None, "--results", help="Results root.", show_default="./results or $MLBENCH_RESULTS"),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (recorded; pin for bitwise reproducibility)."),
     force: bool = typer.Option(False, "--force", help="Rerun even if a complete run exists."),
 ) -> None:

@@ -20,12 +20,12 @@ from mlbench.core import sweep as sweeplib
 def sweep(
     target: str = typer.Argument(..., help="An experiment name, or a sweep file experiments/<name>.sweep.toml."),
     grid: list[str] = typer.Option([], "--grid", help="key=v1,v2,... (repeatable; list fields: key=1,2;3,4)."),
-    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Profile for every point [default: quick]."),
-    seeds: Optional[int] = typer.Option(None, "--seeds", "-s", help="Seeds per point [default: the profile's]."),
+    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Profile for every point.", show_default="quick"),
+    seeds: Optional[int] = typer.Option(None, "--seeds", "-s", help="Seeds per point.", show_default="the profile's"),
     sets: list[str] = typer.Option([], "--set", help="A fixed override for every point: key=value (repeatable)."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel worker processes [default: 1]."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel worker processes.", show_default="1"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
-    results: Optional[Path] = typer.Option(None, "--results", help="Results root [default: ./results or $MLBENCH_RESULTS]."),
+    results: Optional[Path] = typer.Option(None, "--results", help="Results root.", show_default="./results or $MLBENCH_RESULTS"),
 ) -> None:
     """Expand a grid into ordinary runs (same run ids as `mlbench run`), skip complete ones,
     resume interrupted ones, and keep going past failures (exit 1 if any failed)."""
