@@ -38,4 +38,4 @@ def report(
     for line in skipped:
         err_console.print(f"[dim]skipped {escape(line)}[/]")
     n = sum(len(g.runs) for g in groups)
-    console.print(f"{n} complete runs; wrote {path}")
+    console.print(f"{n} complete run{'' if n == 1 else 's'}; wrote {path}")

@@ -142,7 +142,8 @@ def ci_text(ci: list[float] | None) -> str:
 
 
 def markdown(groups: list[Group], root: Path) -> str:
-    out = ["# mlbench report", "", f"{sum(len(g.runs) for g in groups)} complete runs under `{root}`.", ""]
+    n = sum(len(g.runs) for g in groups)
+    out = ["# mlbench report", "", f"{n} complete run{'' if n == 1 else 's'} under `{root}`.", ""]
     for g in groups:
         tag = "" if g.current else f" — older version {g.version} (not compared with current runs)"
         out += [f"## {g.experiment} (v{g.version}){tag}", "", f"{g.summary} *({g.citation})*", ""]

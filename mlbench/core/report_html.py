@@ -70,4 +70,4 @@ def html(groups: list[Group], root: Path) -> str:
     body = "\n".join(_group(g) for g in groups)
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>mlbench report</title>"
             f"<style>{STYLE}</style></head><body><h1>mlbench report</h1>"
-            f"<p>{n} complete runs under {escape(str(root))}</p>{body}</body></html>\n")
+            f"<p>{n} complete run{'' if n == 1 else 's'} under {escape(str(root))}</p>{body}</body></html>\n")
