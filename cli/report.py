@@ -26,16 +26,14 @@ def report(
     for g in groups:
         title = f"{g.experiment} v{g.version}" + ("" if g.current else " (older version)")
         table = Table(title=title, title_justify="left")
-        for col in ("run id", *[k for k in g.varying if k not in ("profile", "seeds")], "profile", "seeds",
-                    "verdict", "effect", "95% CI"):
+        for col in ("run id", *g.swept, "profile", "seeds", "verdict", "effect", "95% CI"):
             table.add_column(col, no_wrap=col == "run id")
         for r in g.runs:
             vals = g.values(r)
-            table.add_row(r.run_id, *[escape(str(vals[k])) for k in g.varying if k not in ("profile", "seeds")],
+            table.add_row(r.run_id, *[escape(str(vals[k])) for k in g.swept],
                           r.profile, str(r.seeds), verdict_text(r.verdict), reportlib.num(r.effect),
                           reportlib.ci_text(r.ci))
         console.print(table)
     for line in skipped:
         err_console.print(f"[dim]skipped {escape(line)}[/]")
-    n = sum(len(g.runs) for g in groups)
-    console.print(f"{n} complete run{'' if n == 1 else 's'}; wrote {path}")
+    console.print(f"{reportlib.runs_text(groups)}; wrote {path}")

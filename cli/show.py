@@ -32,18 +32,11 @@ def show(experiment: str = typer.Argument(..., help="Experiment name, e.g. attn-
     for col in ("key", "type", "default (quick)", "help"):
         fields.add_column(col)
     for f in cfglib.describe(module.Config):
-        fields.add_row(f.name, escape(f.type_name), escape(_default(f.default)), escape(f.help))
+        fields.add_row(f.name, escape(f.type_name), escape(cfglib.as_set_value(f.default)), escape(f.help))
     console.print(fields)
     profiles = Table(title="Profiles (--profile)", title_justify="left")
     profiles.add_column("profile")
     profiles.add_column("overrides")
     for name, values in info.profiles.items():
-        profiles.add_row(name, escape(", ".join(f"{k}={_default(v)}" for k, v in values.items()) or "(defaults)"))
+        profiles.add_row(name, escape(", ".join(f"{k}={cfglib.as_set_value(v)}" for k, v in values.items()) or "(defaults)"))
     console.print(profiles)
-
-
-def _default(value: object) -> str:
-    """A value as `--set` would take it (lists comma-separated)."""
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value))
-    return str(value)

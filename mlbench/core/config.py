@@ -113,6 +113,15 @@ def _unknown(cls: type, key: str) -> ConfigError:
     return ConfigError(f"unknown config key '{key}'.{hint} Valid keys: {', '.join(valid)}")
 
 
+def as_set_value(value: Any) -> str:
+    """A TOML or Python value as `--set` takes it (lists comma-separated, bools true/false)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(as_set_value(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
 def parse_sets(items: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items:

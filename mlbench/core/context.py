@@ -69,6 +69,16 @@ def canonical_safetensors(blob: bytes) -> bytes:
     return len(text).to_bytes(8, "little") + text + blob[8 + size :]
 
 
+def load_tensors(blob: bytes, name: str) -> dict[str, Any]:
+    """The tensors of a safetensors file's bytes; a corrupt file is a RunStoreError naming `name`."""
+    from safetensors.torch import load
+
+    try:
+        return load(blob)
+    except Exception as exc:  # safetensors' own error types for corrupt files
+        raise store.RunStoreError(f"corrupt checkpoint {name}: {exc}") from None
+
+
 def _all_gather_json(payload: dict[str, Any], world_size: int) -> list[dict[str, Any]]:
     """Every rank's `payload` on every rank, sent as JSON bytes (checkpoint bytes as base64):
     torch's object collectives would unpickle what the other ranks send."""
@@ -261,8 +271,6 @@ class Context:
     def load_checkpoint(self, name: str) -> dict[str, Any]:
         """Tensors of `checkpoints/<name>.safetensors` saved by this run (also by a unit that a
         resumed run skipped, or one another rank trained), read with safetensors."""
-        from safetensors.torch import load
-
         blob = self._saved.get(name)
         if blob is None:
             path = self.run_dir / "checkpoints" / f"{safe_name(name, 'checkpoint name')}.safetensors"
@@ -270,10 +278,7 @@ class Context:
                 blob = path.read_bytes()
             except OSError as exc:
                 raise store.RunStoreError(f"missing checkpoint {path}: {exc.strerror or exc}") from None
-        try:
-            return load(blob)
-        except Exception as exc:  # safetensors' own error types for corrupt files
-            raise store.RunStoreError(f"corrupt checkpoint {name}: {exc}") from None
+        return load_tensors(blob, name)
 
     def table(self, rows: Sequence[dict[str, Any]], *, title: str, name: str = "main",
               columns: Sequence[str] | None = None) -> None:

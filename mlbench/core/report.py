@@ -52,8 +52,17 @@ class Group:
     varying: list[str]  # config keys (and profile/seeds) that differ between runs
 
     def values(self, run: RunRow) -> dict[str, Any]:
-        full = {"profile": run.profile, "seeds": run.seeds, **run.config}
-        return {k: full.get(k) for k in self.varying}
+        return {k: _get(run, k) for k in self.varying}
+
+    @property
+    def swept(self) -> list[str]:
+        """The varying config keys, without profile and seeds (which have columns of their own)."""
+        return [k for k in self.varying if k not in ("profile", "seeds")]
+
+
+def runs_text(groups: list[Group]) -> str:
+    n = sum(len(g.runs) for g in groups)
+    return f"{n} complete run{'' if n == 1 else 's'}"
 
 
 def current_version(experiment: str) -> int:
@@ -142,8 +151,7 @@ def ci_text(ci: list[float] | None) -> str:
 
 
 def markdown(groups: list[Group], root: Path) -> str:
-    n = sum(len(g.runs) for g in groups)
-    out = ["# mlbench report", "", f"{n} complete run{'' if n == 1 else 's'} under `{root}`.", ""]
+    out = ["# mlbench report", "", f"{runs_text(groups)} under `{root}`.", ""]
     for g in groups:
         tag = "" if g.current else f" — older version {g.version} (not compared with current runs)"
         out += [f"## {g.experiment} (v{g.version}){tag}", "", f"{g.summary} *({g.citation})*", ""]
@@ -151,7 +159,7 @@ def markdown(groups: list[Group], root: Path) -> str:
         head = list(dict.fromkeys(head))
         out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in g.runs:
-            vals = {**{k: _get(r, k) for k in g.varying}, "run id": f"[{r.run_id}]({r.experiment}/{r.run_id}/table.md)",
+            vals = {**g.values(r), "run id": f"[{r.run_id}]({r.experiment}/{r.run_id}/table.md)",
                     "profile": r.profile, "seeds": r.seeds, "verdict": f"**{r.verdict}**",
                     "headline effect": num(r.effect), "95% CI": ci_text(r.ci)}
             out.append("| " + " | ".join(str(vals[h]) for h in head) + " |")

@@ -6,7 +6,7 @@ import base64
 from html import escape
 from pathlib import Path
 
-from mlbench.core.report import Group, ci_text, num, pivot
+from mlbench.core.report import Group, ci_text, num, pivot, runs_text
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
@@ -38,12 +38,11 @@ def _group(g: Group) -> str:
     tag = "" if g.current else f" — older version {g.version} (not compared with current runs)"
     parts = [f"<section{cls}><h2>{escape(g.experiment)} (v{g.version}){escape(tag)}</h2>",
              f"<p>{escape(g.summary)} <i>({escape(g.citation)})</i></p>"]
-    head = ["run id", *[k for k in g.varying if k not in ("profile", "seeds")], "profile", "seeds", "verdict",
-            "headline effect", "95% CI"]
+    head = ["run id", *g.swept, "profile", "seeds", "verdict", "headline effect", "95% CI"]
     rows = []
     for r in g.runs:
         vals = g.values(r)
-        rows.append([escape(r.run_id), *[escape(str(vals[k])) for k in head[1:-5]], escape(r.profile), str(r.seeds),
+        rows.append([escape(r.run_id), *[escape(str(vals[k])) for k in g.swept], escape(r.profile), str(r.seeds),
                      _verdict(r.verdict), escape(num(r.effect)), escape(ci_text(r.ci))])
     parts.append(_table(head, rows))
     p = pivot(g)
@@ -66,8 +65,7 @@ def _group(g: Group) -> str:
 
 
 def html(groups: list[Group], root: Path) -> str:
-    n = sum(len(g.runs) for g in groups)
     body = "\n".join(_group(g) for g in groups)
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>mlbench report</title>"
             f"<style>{STYLE}</style></head><body><h1>mlbench report</h1>"
-            f"<p>{n} complete run{'' if n == 1 else 's'} under {escape(str(root))}</p>{body}</body></html>\n")
+            f"<p>{runs_text(groups)} under {escape(str(root))}</p>{body}</body></html>\n")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mlbench.core import registry, runner, store
+from mlbench.core.config import as_set_value
 from mlbench.core.errors import ConfigError, MlbenchError, UsageError
 
 
@@ -44,20 +45,13 @@ class Point:
 
     def args(self, plan: SweepPlan, threads: int) -> dict[str, Any]:
         return {"experiment": plan.experiment, "profile": plan.profile, "seeds": plan.seeds,
-                "sets": self.sets(plan), "device": plan.device, "threads": threads,
+                "sets": point_sets(plan, self.values), "device": plan.device, "threads": threads,
                 "results": str(self.spec.results)}
 
-    def sets(self, plan: SweepPlan) -> list[str]:
-        return [*plan.sets, *(f"{k}={v}" for k, v in self.values.items())]
 
-
-def as_set_value(value: Any) -> str:
-    """A TOML or Python value as `--set` takes it (lists comma-separated)."""
-    if isinstance(value, (list, tuple)):
-        return ",".join(as_set_value(v) for v in value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value) if isinstance(value, float) else str(value)
+def point_sets(plan: SweepPlan, values: dict[str, str]) -> list[str]:
+    """A point's `--set`s: the plan's fixed ones, then its grid values."""
+    return [*plan.sets, *(f"{k}={v}" for k, v in values.items())]
 
 
 def parse_grid(items: list[str]) -> dict[str, list[str]]:
@@ -108,7 +102,7 @@ def expand(plan: SweepPlan) -> list[Point]:
     for combo in itertools.product(*(plan.grid[k] for k in keys)):
         values = dict(zip(keys, combo))
         spec = runner.resolve(plan.experiment, profile=plan.profile, seeds=plan.seeds,
-                              sets=[*plan.sets, *(f"{k}={v}" for k, v in values.items())],
+                              sets=point_sets(plan, values),
                               device=plan.device, results=plan.results)
         if spec.run_id not in seen:
             seen.add(spec.run_id)

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from mlbench.core import config as cfglib
 from mlbench.core import registry, runner, store
-from mlbench.core.context import Progress
+from mlbench.core.context import Progress, load_tensors
 from mlbench.core.errors import RunStoreError
 
 COMPARED = ("metrics.jsonl", "table.csv", "summary.json")
@@ -94,12 +94,7 @@ def compare(a: Path, b: Path, tolerance: float) -> Verification:
 def _deviation(a: Path, b: Path) -> tuple[float, str]:
     """Max absolute numeric deviation between two files of the same kind."""
     if a.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            ta, tb = load_file(str(a)), load_file(str(b))
-        except Exception as exc:  # safetensors raises its own error types for corrupt headers
-            raise RunStoreError(f"corrupt checkpoint {a.name}: {exc}") from None
+        ta, tb = load_tensors(a.read_bytes(), a.name), load_tensors(b.read_bytes(), b.name)
         if ta.keys() != tb.keys() or any(ta[k].shape != tb[k].shape for k in ta):
             return math.inf, "different tensors"
         dev = max(((ta[k].double() - tb[k].double()).abs().max().item() for k in ta if ta[k].numel()), default=0.0)
@@ -107,11 +102,17 @@ def _deviation(a: Path, b: Path) -> tuple[float, str]:
     if a.suffix == ".csv":
         xs, ys = a.read_text().split(), b.read_text().split()
         return _max_diff(xs, ys), "numbers differ"
-    docs_a = [json.loads(line) for line in a.read_text().splitlines()] if a.suffix == ".jsonl" else [store.read_json(a)]
-    docs_b = [json.loads(line) for line in b.read_text().splitlines()] if b.suffix == ".jsonl" else [store.read_json(b)]
+    docs_a, docs_b = _documents(a), _documents(b)
     if len(docs_a) != len(docs_b):
         return math.inf, f"{len(docs_a)} vs {len(docs_b)} records"
     return _max_diff(list(_numbers(docs_a)), list(_numbers(docs_b))), "numbers differ"
+
+
+def _documents(path: Path) -> list[Any]:
+    """A .jsonl file's records, or a .json file as one record."""
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text().splitlines()]
+    return [store.read_json(path)]
 
 
 def _numbers(obj: Any) -> Iterator[Any]:
