@@ -213,7 +213,4 @@ LOOPS: dict[str, Callable[[int], dict]] = {"attn-scaling": attn_scaling, "adam-v
 
 
 def run(repeats: int = 3) -> list[dict]:
-    import torch
-
-    torch.set_num_threads(torch.get_num_threads())
     return [fn(repeats) for fn in LOOPS.values()]

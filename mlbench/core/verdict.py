@@ -86,6 +86,11 @@ class Interval:
         return {"mean": self.mean, "ci": [self.low, self.high], "n": self.n}
 
 
+def mean(values: Sequence[float]) -> float:
+    """Plain mean, sum / n (tables and plots; `mean_ci` uses statistics.fmean for the verdict)."""
+    return sum(values) / len(values)
+
+
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> Interval:
     """Mean and two-sided t confidence interval. One value -> an infinitely wide interval."""
     xs = [float(v) for v in values]

@@ -45,7 +45,7 @@ import math
 from dataclasses import dataclass
 
 from mlbench.core.config import param
-from mlbench.core.verdict import AllOf, Claim, Paired, Threshold
+from mlbench.core.verdict import AllOf, Claim, Paired, Threshold, mean
 
 VERSION = 1
 OPTIMISERS = ("adam-l2", "adamw-torch", "adamw-paper")
@@ -205,11 +205,9 @@ def load_data(cfg: Config, ctx) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from mlbench.data import cache, digits
+    from mlbench.data import digits
 
-    # digits.load() reads columns as tensors, which datasets 5 no longer gives; same cache, rows via ds[:]
-    cols = cache.build(digits._digits_rows, ctx.cache_dir, order_seed=0).with_format("torch")[:]
-    x_test, x_pool, y_test, y_pool = *cols["pixels"].split([497, 1300]), *cols["label"].split([497, 1300])
+    x_pool, y_pool, x_test, y_test = digits.load(ctx.cache_dir)  # (1300, 64), (1300,), (497, 64), (497,)
     x_train = x_pool[: cfg.train_size]
     mu, sd = x_train.mean(0), x_train.std()
     shifts = [(0, 0)] + [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if cfg.augment and (dy or dx)]
@@ -270,8 +268,8 @@ def _batch_norm(h, stats: list | None, layer: int):
         return out.view(B, M, H).transpose(0, 1)
     if len(stats) == layer:
         stats.append((h.mean(1, keepdim=True), h.var(1, unbiased=False, keepdim=True)))
-    mean, var = stats[layer]
-    return (h - mean) / (var + 1e-5).sqrt()
+    mu, var = stats[layer]
+    return (h - mu) / (var + 1e-5).sqrt()
 
 
 # ----------------------------------------------------------------------------- training
@@ -294,11 +292,13 @@ def evaluate(params: dict, data: dict, cfg: Config) -> dict:
 
 
 def _log_eval(ctx, cfg: Config, step: int, ev: dict, train_loss) -> None:
-    for m in range(len(train_loss)):
+    """One metrics line per model; `train_loss` (M,) may be on the GPU: one transfer, not one per model."""
+    losses, val_err, test_err = train_loss.tolist(), ev["val_err"].tolist(), ev["test_err"].tolist()
+    for m in range(len(losses)):
         rest, k = divmod(m, len(ctx.seeds))
         (o, i), j = divmod(rest // len(cfg.wd_l2), len(cfg.lrs)), rest % len(cfg.wd_l2)
         ctx.log(arm=OPTIMISERS[o], seed=k, step=step, lr=cfg.lrs[i], wd=lam_grid(cfg, OPTIMISERS[o])[j],
-                train_loss=train_loss[m].item(), val_error=ev["val_err"][m].item(), test_error=ev["test_err"][m].item())
+                train_loss=losses[m], val_error=val_err[m], test_error=test_err[m])
 
 
 def train_grid(cfg: Config, ctx, data: dict) -> tuple:
@@ -326,7 +326,7 @@ def train_grid(cfg: Config, ctx, data: dict) -> tuple:
             eta = schedule(step, cfg.steps, cfg.restarts)
             with torch.no_grad():
                 adam_step(flat, grad, m, v, step + 1, eta * hyp["alpha"], hyp["l2"], eta * hyp["decay"], cfg, mask)
-            train_loss = per_model.detach().cpu()
+            train_loss = per_model.detach()  # read only at evaluations: no GPU sync per step
             bar.advance()
     final = evaluate(unflatten(flat, cfg.hidden), data, cfg)
     _log_eval(ctx, cfg, cfg.steps, final, train_loss)
@@ -343,7 +343,6 @@ def select(cfg: Config, err: list, loss: list) -> dict:
     """err, loss [opt][lr][wd][seed]. Per optimiser: the best cell (seed-mean validation error),
     the best λ index per α for each seed and for the seed mean."""
     L, W, S = len(cfg.lrs), len(cfg.wd_l2), len(err[0][0][0])
-    mean = lambda xs: sum(xs) / len(xs)
     out = {}
     for o, opt in enumerate(OPTIMISERS):
         avg = [[(mean(err[o][i][j]), mean(loss[o][i][j])) for j in range(W)] for i in range(L)]
@@ -392,10 +391,10 @@ def run_grid(cfg: Config, ctx) -> dict:
     flat, v, final = train_grid(cfg, ctx, load_data(cfg, ctx))
     grid = {key: t.view(shape).tolist() for key, t in final.items()}
     chosen = select(cfg, grid["val_err"], grid["val_loss"])
+    named = {n: p.view(*shape, *p.shape[1:]) for n, p in unflatten(flat, cfg.hidden).items()}  # (O, L, W, S, ...)
     for o, opt in enumerate(OPTIMISERS):
         for k in ctx.seeds:
-            ctx.save_checkpoint(f"{opt}-seed{k}", {n: p.detach().view(*shape, *p.shape[1:])[o, :, :, k]
-                                                   for n, p in unflatten(flat, cfg.hidden).items()},  # (n_lr, n_wd, ...)
+            ctx.save_checkpoint(f"{opt}-seed{k}", {n: p[o, :, :, k] for n, p in named.items()},  # (n_lr, n_wd, ...)
                                 {"optimizer": opt, "seed_index": k, "lrs": list(cfg.lrs), "wds": list(lam_grid(cfg, opt))})
     return {"grid": grid, "chosen": chosen, "mechanism": mechanism(cfg, v, chosen, seeds)}
 

@@ -27,7 +27,7 @@ from typing import Literal
 
 from mlbench.core.config import param
 from mlbench.core.numerics import Divergence
-from mlbench.core.verdict import AllOf, Claim, Equivalent, Paired, Trend
+from mlbench.core.verdict import AllOf, Claim, Equivalent, Paired, Trend, mean
 
 VERSION = 1
 ARMS = ("scaled", "unscaled", "t5-init")
@@ -288,9 +288,6 @@ def run(cfg: Config, ctx) -> dict:
 
 
 # ----------------------------------------------------------------------------- tables, plots
-def _mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs)
-
 
 def _report(cfg: Config, ctx, m: dict, curves: dict) -> None:
     from mlbench.core.plotting import figure
@@ -298,14 +295,14 @@ def _report(cfg: Config, ctx, m: dict, curves: dict) -> None:
 
     rows = []
     for d in sorted(cfg.head_dims):
-        base = _mean(m[arm("scaled", d)]["steps_to_threshold"])
+        base = mean(m[arm("scaled", d)]["steps_to_threshold"])
         for name in ARMS:
             r = m[arm(name, d)]
             ci = mean_ci(r["steps_to_threshold"])
-            rows.append({"d": d, "arm": name, "H0": _mean(r["H0"]), "steps": ci.mean,
+            rows.append({"d": d, "arm": name, "H0": mean(r["H0"]), "steps": ci.mean,
                          "steps_95ci": f"[{ci.low:.0f}, {ci.high:.0f}]", "reached": f"{int(sum(r['reached']))}/{len(r['reached'])}",
                          "diverged": sum(not math.isnan(x) for x in r["diverged_at"]),
-                         "slowdown": ci.mean / base, "acc_end": _mean(r["final_acc"])})
+                         "slowdown": ci.mean / base, "acc_end": mean(r["final_acc"])})
     ctx.table(rows, title=f"Associative recall: steps to {cfg.threshold:.0%} held-out accuracy (mean, 95% CI "
               f"over seeds), initial attention entropy H0 (nats), slowdown = steps / scaled steps, acc_end = "
               f"held-out accuracy when training stopped (all models past the threshold, or the step budget); "
@@ -314,17 +311,17 @@ def _report(cfg: Config, ctx, m: dict, curves: dict) -> None:
     for d in sorted(cfg.stats_dims):
         for name in ("scaled", "unscaled"):
             r = m[arm(f"{name}-init", d)]
-            stats_rows.append({"d": d, "logits": name, "logit_var": _mean(r["logit_var"]),
-                               "entropy": _mean(r["entropy"]), "max_prob": _mean(r["max_prob"]),
-                               "jacobian_fro": _mean(r["jacobian_norm"])})
+            stats_rows.append({"d": d, "logits": name, "logit_var": mean(r["logit_var"]),
+                               "entropy": mean(r["entropy"]), "max_prob": mean(r["max_prob"]),
+                               "jacobian_fro": mean(r["jacobian_norm"])})
     ctx.table(stats_rows, name="init", title=f"Softmax at init, q,k ~ N(0, I_d), {cfg.stats_keys} keys "
               f"(max entropy ln {cfg.stats_keys} = {math.log(cfg.stats_keys):.2f})")
 
     fig, ax = figure(1, 2)
     dims = sorted(cfg.stats_dims)
     for name, style in (("scaled", "o-"), ("unscaled", "s--")):
-        ax[0][0].plot(dims, [_mean(m[arm(f"{name}-init", d)]["entropy"]) for d in dims], style, label=name)
-        ax[0][1].plot(dims, [_mean(m[arm(f"{name}-init", d)]["jacobian_norm"]) for d in dims], style, label=name)
+        ax[0][0].plot(dims, [mean(m[arm(f"{name}-init", d)]["entropy"]) for d in dims], style, label=name)
+        ax[0][1].plot(dims, [mean(m[arm(f"{name}-init", d)]["jacobian_norm"]) for d in dims], style, label=name)
     ax[0][0].axhline(math.log(cfg.stats_keys), color="grey", lw=0.8, ls=":", label="max (uniform)")
     for a, title in ((ax[0][0], "softmax entropy at init (nats)"), (ax[0][1], "‖diag(p) − ppᵀ‖_F at init")):
         a.set_xscale("log", base=2)
@@ -337,7 +334,7 @@ def _report(cfg: Config, ctx, m: dict, curves: dict) -> None:
     d_hi = max(cfg.head_dims)
     res, seeds = curves[d_hi], len(ctx.seeds)
     for a, name in enumerate(ARMS):
-        acc = [_mean(row[a * seeds:(a + 1) * seeds]) for row in res["curve_acc"]]
+        acc = [mean(row[a * seeds:(a + 1) * seeds]) for row in res["curve_acc"]]
         ax[0][0].plot(res["curve_steps"], acc, label=name)
     ax[0][0].axhline(cfg.threshold, color="grey", lw=0.8, ls=":")
     ax[0][0].set(xlabel="step", ylabel="held-out accuracy", title=f"recall, d={d_hi} (mean of {seeds} seeds)")
@@ -349,7 +346,7 @@ def _report(cfg: Config, ctx, m: dict, curves: dict) -> None:
         shown = [(d, r) for d, r in zip(dims, ratios) if r]
         if not shown:
             continue
-        line, = ax[0][1].plot([d for d, _ in shown], [_mean(r) for _, r in shown], "o-", label=f"{name} / scaled")
+        line, = ax[0][1].plot([d for d, _ in shown], [mean(r) for _, r in shown], "o-", label=f"{name} / scaled")
         for d, r in shown:
             ax[0][1].scatter([d] * len(r), r, s=10, color=line.get_color(), alpha=0.5)
     ax[0][1].axhline(1.0, color="grey", lw=0.8, ls=":")

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from mlbench.core.config import param
-from mlbench.core.verdict import AllOf, Claim, Equivalent, Paired, Threshold
+from mlbench.core.verdict import AllOf, Claim, Equivalent, Paired, Threshold, mean
 
 VERSION = 1
 CITATION = "Micikevicius et al. 2018, Mixed Precision Training"
@@ -201,14 +201,14 @@ def forward(params: dict, x, segs: tuple, hooks: list | None = None):
     return h
 
 
-def update_scale(scale, tracker, found_inf, interval: int, growth: float = GROWTH, backoff: float = BACKOFF):
+def update_scale(scale, tracker, found_inf, interval: int):
     """GradScaler's rule (torch._amp_update_scale_), elementwise over models:
-    inf/NaN: s <- s·backoff, tracker <- 0; else tracker += 1 and at `interval`: s <- s·growth, tracker <- 0."""
+    inf/NaN: s <- s·BACKOFF, tracker <- 0; else tracker += 1 and at `interval`: s <- s·GROWTH, tracker <- 0."""
     import torch
 
     grown = tracker + 1
-    grow = ~found_inf & (grown >= interval) & torch.isfinite(scale * growth)
-    scale = torch.where(found_inf, scale * backoff, torch.where(grow, scale * growth, scale))
+    grow = ~found_inf & (grown >= interval) & torch.isfinite(scale * GROWTH)
+    scale = torch.where(found_inf, scale * BACKOFF, torch.where(grow, scale * GROWTH, scale))
     return scale, torch.where(found_inf | grow, torch.zeros_like(tracker), grown)
 
 
@@ -306,18 +306,20 @@ def train(cfg: Config, ctx) -> dict:
     s0 = {"none": 1.0, "static": cfg.static_scale, "dynamic": cfg.init_scale}
     scale = torch.tensor([s0[specs[a][2]] for a in names for _ in range(S)], device=dev)  # (M,)
     dynamic = torch.tensor([specs[a][2] == "dynamic" for a in names for _ in range(S)], device=dev)
-    tracker, skipped = torch.zeros_like(scale, dtype=torch.long), torch.zeros(len(scale))
+    tracker, skipped = torch.zeros_like(scale, dtype=torch.long), torch.zeros_like(scale)
     gens, dyn0, pure = [ctx.generator("batches", k) for k in ctx.seeds], names.index("fp16-dynamic") * S, names.index("fp16-pure") * S
     curves, censuses, losses = {"step": [], "test_acc": [], "train_loss": [], "scale": []}, {}, []
 
     def evaluate_and_log(step: int):
         acc, test_loss = evaluate(params, x_te, y_te, segs)
         batch_loss = torch.stack(losses).mean(0) if losses else torch.full_like(acc, math.nan)
-        for key, val in zip(curves, (step, acc.tolist(), batch_loss.tolist(), scale.cpu().tolist())):
+        # one device -> host transfer per tensor (per-element reads would each wait on the GPU)
+        acc_l, test_l, batch_l, scale_l, skipped_l = (t.tolist() for t in (acc, test_loss, batch_loss, scale, skipped))
+        for key, val in zip(curves, (step, acc_l, batch_l, scale_l)):
             curves[key].append(val)
         for m in range(len(scale)):
-            ctx.log(arm=names[m // S], seed=m % S, step=step, test_acc=acc[m], test_loss=test_loss[m],
-                    batch_loss=batch_loss[m], loss_scale=scale[m], skipped_steps=skipped[m])
+            ctx.log(arm=names[m // S], seed=m % S, step=step, test_acc=acc_l[m], test_loss=test_l[m],
+                    batch_loss=batch_l[m], loss_scale=scale_l[m], skipped_steps=skipped_l[m])
         losses.clear()
         return acc, test_loss
 
@@ -338,8 +340,8 @@ def train(cfg: Config, ctx) -> dict:
                                          scale[dyn0:dyn0 + S].tolist(), list(range(pure, pure + S)))
         new_scale, new_tracker = update_scale(scale, tracker, found_inf, cfg.growth_interval)
         scale, tracker = torch.where(dynamic, new_scale, scale), torch.where(dynamic, new_tracker, tracker)
-        skipped += found_inf.cpu().float()
-        losses.append(loss.detach().cpu())
+        skipped += found_inf  # both stay on the device: no GPU sync per step
+        losses.append(loss.detach())
     acc, test_loss = evaluate_and_log(cfg.steps)
     for m in range(len(scale)):
         arm, k = names[m // S], m % S
@@ -348,7 +350,7 @@ def train(cfg: Config, ctx) -> dict:
                             {"arm": arm, "seed_index": str(k), "storage": str(specs[arm][0]), "master": str(specs[arm][1])})
     _, train_loss = evaluate(params, x_tr, y_tr, segs)  # the whole training set: less noisy than batches
     final = {"test_acc": acc.tolist(), "test_loss": test_loss.tolist(), "train_loss": train_loss.tolist(),
-             "skipped_steps": skipped.tolist(), "final_scale": scale.cpu().tolist()}
+             "skipped_steps": skipped.tolist(), "final_scale": scale.tolist()}
     return {"measurements": {a: {key: v[i * S:(i + 1) * S] for key, v in final.items()} for i, a in enumerate(names)},
             "curves": curves, "census": censuses}
 
@@ -459,9 +461,6 @@ def run(cfg: Config, ctx) -> dict:
 
 
 # ----------------------------------------------------------------------------- tables, plots
-def _mean(xs: list) -> float:
-    return sum(xs) / len(xs)
-
 
 def _tables(cfg: Config, ctx, m: dict, res: dict) -> None:
     from mlbench.core.verdict import mean_ci
@@ -471,18 +470,18 @@ def _tables(cfg: Config, ctx, m: dict, res: dict) -> None:
         r, ci = m[arm], mean_ci(m[arm]["test_acc"])
         rows.append({"arm": arm, "storage": fmt or "float32", "fp32_master": master, "loss_scale": scaling,
                      "test_acc": ci.mean, "acc_ci_low": ci.low, "acc_ci_high": ci.high,
-                     "acc_minus_fp32": ci.mean - _mean(base["test_acc"]), "train_loss": _mean(r["train_loss"]),
-                     "loss_ratio_vs_fp32": math.exp(_mean(r["log_train_loss"]) - _mean(base["log_train_loss"])),
-                     "skipped_steps": _mean(r["skipped_steps"]), "final_scale": _mean(r["final_scale"])})
+                     "acc_minus_fp32": ci.mean - mean(base["test_acc"]), "train_loss": mean(r["train_loss"]),
+                     "loss_ratio_vs_fp32": math.exp(mean(r["log_train_loss"]) - mean(base["log_train_loss"])),
+                     "skipped_steps": mean(r["skipped_steps"]), "final_scale": mean(r["final_scale"])})
     ctx.table(rows, title=f"Digits MLP 64-{'-'.join(map(str, cfg.hidden))}-10, SGD lr {cfg.lr:g} momentum "
               f"{cfg.momentum:g}, {cfg.steps} steps: test accuracy (mean, 95% CI over seeds), final training loss")
     census_rows, update_rows = [], []
     for step, per_seed in sorted(res["census"].items(), key=lambda kv: int(kv[0])):
         for name in SCALES:
             census_rows.append({"step": int(step), "loss_scale": name, **{
-                f"{kind}_{what}": _mean([r[f"{kind}_{what}@{name}"] for r in per_seed])
+                f"{kind}_{what}": mean([r[f"{kind}_{what}@{name}"] for r in per_seed])
                 for kind in ("act", "w") for what in ("zeroed", "mass_lost", "overflow")}})
-        update_rows.append({"step": int(step), **{key: _mean([r[key] for r in per_seed])
+        update_rows.append({"step": int(step), **{key: mean([r[key] for r in per_seed])
                                                   for key in ("below_2^-11", "lost_in_fp16", "pure_lost")}})
     ctx.table(census_rows, name="underflow", title="fp32 gradients of the fp32 arm against fp16: share of non-zero "
               "values that fp16(s·g) makes 0 (zeroed) or inf (overflow), and share of sum |g| zeroed (mass_lost); "
@@ -491,9 +490,9 @@ def _tables(cfg: Config, ctx, m: dict, res: dict) -> None:
               "when added in fp16 (fp32 arm); share of weights the pure-fp16 arm left unchanged")
     if cfg.amp_benchmark:
         ref = m["amp-fp32"]
-        ctx.table([{"precision": p, "step_ms": _mean(r["step_ms"]), "speedup_vs_fp32": _mean(ref["step_ms"]) / _mean(r["step_ms"]),
-                    "peak_mib": _mean(r["peak_mib"]), "memory_vs_fp32": _mean(r["peak_mib"]) / _mean(ref["peak_mib"]),
-                    "final_loss": _mean(r["final_loss"])} for p in AMP_PRECISIONS for r in [m[f"amp-{p}"]]],
+        ctx.table([{"precision": p, "step_ms": mean(r["step_ms"]), "speedup_vs_fp32": mean(ref["step_ms"]) / mean(r["step_ms"]),
+                    "peak_mib": mean(r["peak_mib"]), "memory_vs_fp32": mean(r["peak_mib"]) / mean(ref["peak_mib"]),
+                    "final_loss": mean(r["final_loss"])} for p in AMP_PRECISIONS for r in [m[f"amp-{p}"]]],
                   name="amp", title=f"GPU LM ({cfg.amp_layers} layers, d={cfg.amp_d_model}, B={cfg.amp_batch}, "
                   f"T={cfg.amp_seq_len}, {cfg.amp_steps} steps): median step time, torch.cuda.max_memory_allocated")
 
@@ -504,7 +503,7 @@ def _plots(ctx, res: dict, names: list) -> None:
     fig, ax = figure(1, 2)
     steps = sorted(res["census"], key=int)
     for step in steps:
-        hist = [_mean(col) for col in zip(*[r["act_log2_hist"] for r in res["census"][step]])]
+        hist = [mean(col) for col in zip(*[r["act_log2_hist"] for r in res["census"][step]])]
         ax[0][0].step(range(-48, 18), hist, where="post", label=f"step {step}")
     for x, text in ((-24, "2^-24 subnormal"), (-14, "2^-14 normal"), (math.log2(FP16_MAX), "65504")):
         ax[0][0].axvline(x, color="grey", ls=":", lw=0.8)
@@ -514,7 +513,7 @@ def _plots(ctx, res: dict, names: list) -> None:
                  title="activation gradients vs fp16 (red: round to 0)")
     ax[0][0].legend(fontsize=7)
     for name in SCALES:
-        ys = [_mean([r[f"act_zeroed@{name}"] for r in res["census"][s]]) for s in steps]
+        ys = [mean([r[f"act_zeroed@{name}"] for r in res["census"][s]]) for s in steps]
         ax[0][1].plot([int(s) for s in steps], ys, "o-", label=f"loss scale {name}")
     ax[0][1].set(xlabel="step", ylabel="share zeroed in fp16", title="underflow grows as training converges")
     ax[0][1].legend()
@@ -524,9 +523,9 @@ def _plots(ctx, res: dict, names: list) -> None:
     c, S = res["curves"], len(ctx.seeds)
     for a, name in enumerate(names):
         for panel, key in ((0, "train_loss"), (1, "test_acc")):
-            ax[0][panel].plot(c["step"][1:], [_mean(row[a * S:(a + 1) * S]) for row in c[key][1:]], label=name)
+            ax[0][panel].plot(c["step"][1:], [mean(row[a * S:(a + 1) * S]) for row in c[key][1:]], label=name)
     a = names.index("fp16-dynamic")
-    ax[0][2].plot(c["step"], [_mean(row[a * S:(a + 1) * S]) for row in c["scale"]])
+    ax[0][2].plot(c["step"], [mean(row[a * S:(a + 1) * S]) for row in c["scale"]])
     ax[0][0].set(yscale="log", xlabel="step", ylabel="training loss (batches)", title="loss (mean over seeds)")
     ax[0][1].set(xlabel="step", ylabel="test accuracy", ylim=(0.9, 1.0), title="test accuracy")
     ax[0][2].set(yscale="log", xlabel="step", ylabel="loss scale", title="fp16-dynamic: loss scale (GradScaler rule)")

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mlbench.core.config import param
-from mlbench.core.verdict import AllOf, Claim, Paired, Threshold, Trend
+from mlbench.core.verdict import AllOf, Claim, Paired, Threshold, Trend, mean
 
 VERSION = 1
 THREADS = 1  # batched small solves/pinv: 1 thread measured up to 1000x faster than 2 on a loaded 2-core CPU
@@ -309,13 +309,18 @@ def positions(L: int, device="cpu"):
 
 
 # ----------------------------------------------------------------------------- experiment
+def _span(cfg: Config, m: str, N: int) -> float:
+    """The length of history memory `m` covers, in units of L0: LagT's lagt_span·N, else 1."""
+    return cfg.lagt_span * N if m == "lagt" else 1.0
+
+
 def _hippo_state(m: str, N: int, f, method: str, cfg: Config, L0: int):
     """HiPPO memory `m` over f (S, B, L): final state (S, B, N) and the span of its basis.
     LTI memories have dt = span / L0: LegT's window θ is L0 steps; LagT's history spans lagt_span·N."""
     A, B = transition(m, N, f.device)
     if m == "legs":
         return scan_legs(f, A, B, method), 1.0
-    span = cfg.lagt_span * N if m == "lagt" else 1.0
+    span = _span(cfg, m, N)
     return f @ kernel(*discretize(A, B, span / L0, method), f.shape[-1]).T, span
 
 
@@ -416,7 +421,7 @@ def _save_operators(cfg: Config, ctx) -> None:
     N, L = max(cfg.n_grid), cfg.length
     for m in MEASURES:
         A, B = transition(m, N, ctx.device)
-        span = cfg.lagt_span * N if m == "lagt" else 1.0
+        span = _span(cfg, m, N)
         if m == "legs":
             Ad, Bd = (t[0] for t in legs_steps(A, B, torch.tensor([L]), cfg.method))
         else:
@@ -427,21 +432,18 @@ def _save_operators(cfg: Config, ctx) -> None:
 
 
 # ----------------------------------------------------------------------------- tables, plots
-def _mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs)
-
 
 def _tables(cfg: Config, ctx, m: dict, families: tuple[str, ...]) -> None:
     ns, memories = sorted(cfg.n_grid), MEASURES + BASELINES
-    ctx.table([{"N": n, **{mem: _mean(m[arm(mem, n)]["relmse"]) for mem in memories}} for n in ns],
+    ctx.table([{"N": n, **{mem: mean(m[arm(mem, n)]["relmse"]) for mem in memories}} for n in ns],
               title=f"Relative MSE of the reconstructed history vs state size N (L={cfg.length}, {cfg.method}; "
               f"mean over {len(ctx.seeds)} seeds x {len(families)} families x {cfg.signals_per_family} signals)")
-    ctx.table([{"memory": mem, "N": n, **{fam: _mean(m[arm(mem, n)][f"relmse_{fam}"]) for fam in families}}
+    ctx.table([{"memory": mem, "N": n, **{fam: mean(m[arm(mem, n)][f"relmse_{fam}"]) for fam in families}}
                for mem in memories for n in ns], name="families", title="Relative MSE by signal family")
-    ctx.table([{"stretch": s, "steps": s * cfg.length, **{k: _mean(m[f"{k}@x{s}"]["relmse"]) for k in ("legs", "legt")}}
+    ctx.table([{"stretch": s, "steps": s * cfg.length, **{k: mean(m[f"{k}@x{s}"]["relmse"]) for k in ("legs", "legt")}}
                for s in sorted(cfg.stretches)], name="timescale",
               title=f"Timescale: the signals sampled at s x L0 steps (N={cfg.timescale_n}; LegT window = L0 steps)")
-    ctx.table([{"measure": k, **{mth: _mean(m[f"{k}-{mth}"]["relmse"]) for mth in METHODS}} for k in MEASURES],
+    ctx.table([{"measure": k, **{mth: mean(m[f"{k}-{mth}"]["relmse"]) for mth in METHODS}} for k in MEASURES],
               name="discretisation", title=f"Relative MSE by discretisation (N={cfg.disc_n}, L={cfg.length})")
 
 
@@ -450,7 +452,7 @@ def _report(cfg: Config, ctx, m: dict, signals: list, examples: dict, families: 
 
     _tables(cfg, ctx, m, families)
     ns, plot_ns, L = sorted(cfg.n_grid), _plot_ns(cfg), cfg.length
-    x = [(k + 0.5) / L for k in range(L)]
+    x = positions(L).tolist()
     fig, ax = figure(2, 2, width=5.5, height=3.2)
     panels = [(fam, signals[i], {f"LegS N={n}": examples[n]["legs_families"][i] for n in plot_ns})
               for i, fam in enumerate(families[:3])]
@@ -467,7 +469,7 @@ def _report(cfg: Config, ctx, m: dict, signals: list, examples: dict, families: 
 
     fig, ax = figure(1, 1)
     for mem in MEASURES + BASELINES:
-        ax[0][0].plot(ns, [_mean(m[arm(mem, n)]["relmse"]) for n in ns], "o-" if mem in MEASURES else "s--", label=mem)
+        ax[0][0].plot(ns, [mean(m[arm(mem, n)]["relmse"]) for n in ns], "o-" if mem in MEASURES else "s--", label=mem)
     ax[0][0].axhline(cfg.max_error, color="grey", lw=0.8, ls=":")
     ax[0][0].set(yscale="log", xlabel="state size N", ylabel="relative MSE of the history",
                  title=f"error vs N (L={L}, {cfg.method})")
@@ -478,7 +480,7 @@ def _report(cfg: Config, ctx, m: dict, signals: list, examples: dict, families: 
     fig, ax = figure(1, 1)
     ss = sorted(cfg.stretches)
     for mem in ("legs", "legt"):
-        ax[0][0].plot(ss, [_mean(m[f"{mem}@x{s}"]["relmse"]) for s in ss], "o-", label=mem)
+        ax[0][0].plot(ss, [mean(m[f"{mem}@x{s}"]["relmse"]) for s in ss], "o-", label=mem)
     ax[0][0].set(xscale="log", yscale="log", xlabel=f"stretch s (history = s x {L} steps)", ylabel="relative MSE",
                  title=f"timescale robustness, N={cfg.timescale_n}")
     ax[0][0].legend()
