@@ -11,7 +11,7 @@ from rich.table import Table
 
 from cli.common import console, err_console, user_errors, verdict_text
 from mlbench.core import report as reportlib
-from mlbench.core import runner
+from mlbench.core import spec as runner
 
 
 @user_errors

@@ -12,3 +12,21 @@ import pytest  # noqa: E402
 def results(tmp_path):
     """A fresh results root."""
     return tmp_path / "results"
+
+
+@pytest.fixture(scope="session")
+def run_once(tmp_path_factory):
+    """`run_once(name, profile="quick", sets=(), seeds=None)`: an experiment's run, shared by every
+    test of the session that asks for the same one (quick runs are the slow part of the suite)."""
+    import mlbench
+
+    root = tmp_path_factory.mktemp("shared-results")
+    done = {}
+
+    def run(name, profile="quick", sets=(), seeds=None):
+        key = (name, profile, tuple(sets), seeds)
+        if key not in done:
+            done[key] = mlbench.run(name, profile=profile, sets=list(sets), seeds=seeds, results=root)
+        return done[key]
+
+    return run

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,9 +19,16 @@ from mlbench.core.errors import ConfigError
 _SCALARS = (bool, int, float, str)
 
 
-def param(default: Any, help: str, **kwargs: Any) -> Any:
-    """A config field with its "why" (shown by `mlbench show`)."""
-    return field(default=default, metadata={"help": help, **kwargs})
+def param(default: Any, help: str, *, min: float | None = None, max: float | None = None,
+          nonfinite: bool = False, **kwargs: Any) -> Any:
+    """A config field with its "why" (shown by `mlbench show`) and its bounds.
+
+    `min`/`max` bound a number (or every item of a list of numbers), inclusive; they are checked
+    with the type, before anything runs. Floats must be finite (`nan`, `inf`, `1e400` are
+    rejected) unless `nonfinite=True`.
+    """
+    return field(default=default, metadata={"help": help, "min": min, "max": max,
+                                            "nonfinite": nonfinite, **kwargs})
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,7 @@ class FieldInfo:
     type_name: str
     default: Any
     help: str
+    bounds: str = ""  # e.g. ">= 1", "in [0, 1]"
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -44,12 +53,32 @@ def type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def bounds_text(meta: Any) -> str:
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and hi is not None:
+        return f"in [{lo:g}, {hi:g}]"
+    return f">= {lo:g}" if lo is not None else f"<= {hi:g}" if hi is not None else ""
+
+
 def describe(cls: type) -> list[FieldInfo]:
     hints = _field_types(cls)
     return [
-        FieldInfo(f.name, type_name(hints[f.name]), f.default, f.metadata.get("help", ""))
+        FieldInfo(f.name, type_name(hints[f.name]), f.default, f.metadata.get("help", ""), bounds_text(f.metadata))
         for f in dataclasses.fields(cls)
     ]
+
+
+def check_bounds(key: str, value: Any, meta: Any) -> None:
+    """Raise ConfigError if a number (or a list item) is non-finite or outside [min, max]."""
+    items = value if isinstance(value, tuple) else (value,)
+    lo, hi = meta.get("min"), meta.get("max")
+    for v in items:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if isinstance(v, float) and not math.isfinite(v) and not meta.get("nonfinite", False):
+            raise ConfigError(f"'{key}' must be a finite number, got {v!r}")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise ConfigError(f"'{key}' must be {bounds_text(meta)}, got {v!r}")
 
 
 def _coerce_scalar(key: str, tp: type, value: Any) -> Any:
@@ -135,12 +164,14 @@ def parse_sets(items: list[str]) -> dict[str, str]:
 def apply(cls: type, base: Any, overrides: dict[str, Any], source: str) -> Any:
     """Return `base` with `overrides` coerced and applied; `source` names them in errors."""
     hints = _field_types(cls)
+    meta = {f.name: f.metadata for f in dataclasses.fields(cls)}
     changes = {}
     for key, value in overrides.items():
         if key not in hints:
             raise _unknown(cls, key)
         try:
             changes[key] = coerce(key, hints[key], value)
+            check_bounds(key, changes[key], meta[key])
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from None
     cfg = dataclasses.replace(base, **changes)

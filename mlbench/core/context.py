@@ -1,147 +1,44 @@
 """`ctx`: an experiment's one door to the outside world.
 
-An experiment's `run(cfg, ctx)` gets from it: the device (and, lazily, the accelerate
-`Accelerator`), a seed per (arm, seed index), resumable units of work, logging, checkpoints,
-tables, plots and progress. It never prints, reads the environment or writes files itself.
+An experiment's `run(cfg, ctx)` gets from it: the device, a generator per (stream, seed),
+resumable units of work, the step loop with its progress, logging, checkpoints, tables and
+plots. It never prints, reads the environment or writes files itself.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import io
 import json
-import math
-import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from mlbench.core import store
+from mlbench.core.artifacts import canonical_safetensors, derive_seed, load_tensors, safe_name
+from mlbench.core.distributed import all_gather_json
+from mlbench.core.grid import Grid, _host
+from mlbench.core.progress import NoProgress, Progress, ProgressTask
+from mlbench.core.tables import Table
+
+__all__ = ["Context", "NoProgress", "Progress", "Step", "load_tensors", "safe_name", "derive_seed"]
 
 T = TypeVar("T")
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=@+-]{0,120}$")
 
 
-class ProgressTask(Protocol):
-    def advance(self, n: int = 1) -> None: ...
-    def close(self) -> None: ...
-
-
-class Progress(Protocol):
-    def task(self, description: str, total: int | None) -> ProgressTask: ...
-
-
-class _NoTask:
-    def advance(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class NoProgress:
-    def task(self, description: str, total: int | None) -> ProgressTask:
-        return _NoTask()
-
-
-def safe_name(name: str, what: str = "name") -> str:
-    """Names become file names: no separators, no leading dot, nothing that escapes a folder."""
-    if not _SAFE_NAME.match(name) or ".." in name:
-        raise ValueError(f"invalid {what} {name!r}: use letters, digits and _ . = @ + -")
-    return name
-
-
-def derive_seed(*parts: Any) -> int:
-    """A stable 63-bit seed from (experiment, arm, seed index): adding an arm shifts no other."""
-    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
-
-
-def canonical_safetensors(blob: bytes) -> bytes:
-    """Re-emit a safetensors header with sorted keys: the library writes metadata from a hash map,
-    so its order (and the file's bytes) would otherwise vary between processes."""
-    size = int.from_bytes(blob[:8], "little")
-    header = json.loads(blob[8 : 8 + size])
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)  # the data section stays 8-byte aligned
-    return len(text).to_bytes(8, "little") + text + blob[8 + size :]
-
-
-def load_tensors(blob: bytes, name: str) -> dict[str, Any]:
-    """The tensors of a safetensors file's bytes; a corrupt file is a RunStoreError naming `name`."""
-    from safetensors.torch import load
-
-    try:
-        return load(blob)
-    except Exception as exc:  # safetensors' own error types for corrupt files
-        raise store.RunStoreError(f"corrupt checkpoint {name}: {exc}") from None
-
-
-def _all_gather_json(payload: dict[str, Any], world_size: int) -> list[dict[str, Any]]:
-    """Every rank's `payload` on every rank, sent as JSON bytes (checkpoint bytes as base64):
-    torch's object collectives would unpickle what the other ranks send."""
-    import base64
-
-    import torch
-    import torch.distributed as dist
-
-    def encode(unit: dict[str, Any]) -> dict[str, Any]:
-        return {**unit, "checkpoints": {n: base64.b64encode(b).decode() for n, b in unit["checkpoints"].items()}}
-
-    def decode(unit: dict[str, Any]) -> dict[str, Any]:
-        return {**unit, "checkpoints": {n: base64.b64decode(b) for n, b in unit["checkpoints"].items()}}
-
-    data = json.dumps({k: encode(v) for k, v in payload.items()}).encode()
-    size = torch.tensor([len(data)], dtype=torch.int64)
-    sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(world_size)]
-    dist.all_gather(sizes, size)
-    longest = int(max(s.item() for s in sizes))
-    buf = torch.zeros(longest, dtype=torch.uint8)
-    buf[: len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
-    bufs = [torch.zeros(longest, dtype=torch.uint8) for _ in range(world_size)]
-    dist.all_gather(bufs, buf)
-    parts = [json.loads(b[: int(n.item())].numpy().tobytes()) for b, n in zip(bufs, sizes)]
-    return [{k: decode(v) for k, v in part.items()} for part in parts]
-
-
-def _cell(value: Any, fmt: str) -> str:
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        return format(value, fmt) if fmt else repr(value)
-    return str(value)
-
-
-@dataclass
-class Table:
-    name: str
-    title: str
-    columns: list[str]
-    rows: list[dict[str, Any]]
-
-    def markdown(self) -> str:
-        head = "| " + " | ".join(self.columns) + " |"
-        rule = "|" + "|".join("---" for _ in self.columns) + "|"
-        body = ["| " + " | ".join(_cell(r.get(c, ""), ".4g").replace("|", "\\|") for c in self.columns) + " |"
-                for r in self.rows]
-        return "\n".join([f"### {self.title}", "", head, rule, *body, ""])
-
-    def csv(self) -> str:
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(self.columns)
-        for r in self.rows:
-            writer.writerow([_cell(r.get(c, ""), "") for c in self.columns])
-        return buf.getvalue()
+@dataclass(frozen=True)
+class Step:
+    """One iteration of `ctx.steps`: train at `index` unless `last`; evaluate first if `evaluate`."""
+    index: int
+    evaluate: bool
+    last: bool
 
 
 @dataclass
 class Context:
     experiment: str
     run_dir: Path
-    seeds: list[int]  # seed indices 0..n-1
+    seeds: list[int]  # seed indices
     device_name: str = "cpu"  # resolved: "cpu" or "cuda"
     progress: Progress = field(default_factory=NoProgress)
     config_json: str = "{}"  # stored in checkpoint metadata
@@ -152,41 +49,40 @@ class Context:
     resumed_units: list[str] = field(default_factory=list)
     rank: int = 0  # this process under a multi-process launch
     world_size: int = 1
+    unit_dir: str = "units"  # where units are stored, relative to run_dir
     _unit_log: list[dict[str, Any]] | None = None
     _blobs: dict[str, bytes] | None = None
     _saved: dict[str, bytes] = field(default_factory=dict)  # checkpoints of this run, by name
-    _accelerator: Any = None
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
-    # -- device -------------------------------------------------------------------------
+    # -- device and seeds ----------------------------------------------------------------
     @property
     def device(self):
         import torch
 
         return torch.device(self.device_name)
 
-    @property
-    def accelerator(self):
-        """The accelerate `Accelerator` (created on first use: importing accelerate costs ~2 s)."""
-        if self._accelerator is None:
-            from accelerate import Accelerator
+    def seed(self, stream: str, index: int) -> int:
+        """The seed of (this experiment, `stream`, seed index): adding a stream shifts no other."""
+        return derive_seed(self.experiment, stream, index)
 
-            self._accelerator = Accelerator(cpu=self.device_name == "cpu")
-        return self._accelerator
-
-    # -- seeds ---------------------------------------------------------------------------
-    def seed(self, arm: str, index: int) -> int:
-        return derive_seed(self.experiment, arm, index)
-
-    def generator(self, arm: str, index: int, device: Any = "cpu"):
+    def generator(self, stream: str, index: int, device: Any = "cpu"):
         import torch
 
         g = torch.Generator(device=device)
-        g.manual_seed(self.seed(arm, index))
+        g.manual_seed(self.seed(stream, index))
         return g
+
+    def generators(self, stream: str, device: Any = "cpu") -> list:
+        """One generator of `stream` per seed, in seed order."""
+        return [self.generator(stream, k, device) for k in self.seeds]
+
+    def grid(self, arms: Sequence[str], **coords: Any) -> Grid:
+        """The stacked models of `arms` × this run's seeds (see `mlbench.core.grid`)."""
+        return Grid(tuple(arms), tuple(self.seeds), coords)
 
     # -- units of work -------------------------------------------------------------------
     def unit(self, key: str, fn: Callable[[], T]) -> T:
@@ -207,7 +103,7 @@ class Context:
             if self.world_size == 1:
                 self._store_unit(key, computed[key])
         if self.world_size > 1:
-            computed = {k: v for part in _all_gather_json(computed, self.world_size) for k, v in part.items()}
+            computed = {k: v for part in all_gather_json(computed, self.world_size) for k, v in part.items()}
             for key in pending:
                 self._store_unit(key, computed[key])
         results = {}
@@ -218,7 +114,7 @@ class Context:
         return results
 
     def _unit_path(self, key: str) -> Path:
-        return self.run_dir / "units" / f"{safe_name(key, 'unit key')}.json"
+        return self.run_dir / self.unit_dir / f"{safe_name(key, 'unit key')}.json"
 
     def _load_unit(self, key: str) -> dict[str, Any] | None:
         path = self._unit_path(key)
@@ -245,12 +141,48 @@ class Context:
             store.atomic_write_bytes(self.run_dir / "checkpoints" / f"{name}.safetensors", blob)
         store.atomic_write_json(self._unit_path(key), saved)
 
-    # -- logging and artefacts ------------------------------------------------------------
+    # -- the step loop -------------------------------------------------------------------
+    def steps(self, total: int, *, every: int | None = None, desc: str = "train") -> Iterator[Step]:
+        """Steps 0..total with a progress bar: `evaluate` at every `every`-th step and at the last
+        one (index == total, where nothing is trained). Breaking out early completes the bar."""
+        with self.task(desc, total) as bar:
+            done = 0
+            try:
+                for index in range(total + 1):
+                    last = index == total
+                    yield Step(index, last or (every is not None and index % every == 0), last)
+                    if last:
+                        break
+                    bar.advance()
+                    done += 1
+            finally:
+                if done < total:
+                    bar.advance(total - done)
+
+    # -- logging and artefacts -----------------------------------------------------------
     def log(self, **record: Any) -> None:
         """One line of metrics.jsonl (give it `arm`, `seed` and `step` where they apply)."""
         rec = {k: (float(v) if hasattr(v, "item") else v) for k, v in record.items()}
         json.dumps(rec)  # fail here, not at the end of the run, if it is not serialisable
         (self._unit_log if self._unit_log is not None else self.records).append(rec)
+
+    def log_models(self, grid: Grid, step: int | None = None, **per_model: Any) -> None:
+        """One metrics line per member of `grid`: its arm and coordinates, seed, step, and each
+        per-model value ((M,) tensors or lists: one host transfer per tensor)."""
+        cols = {k: _host(v) for k, v in per_model.items()}
+        at = {} if step is None else {"step": step}
+        for m, _, seed in grid.members():
+            self.log(**grid.fields(m), seed=seed, **at, **{k: c[m] for k, c in cols.items()})
+
+    def watch(self, grid: Grid, step: int, **loss: Any) -> list[int]:
+        """Divergence watch on one per-model loss (`ctx.watch(grid, step, train_loss=losses)`):
+        members newly NaN/inf are marked diverged and logged with `diverged: true`."""
+        (name, values), = loss.items()
+        values = _host(values)
+        new = grid.watch(values, step)
+        for m in new:
+            self.log(**grid.fields(m), seed=grid.seed_of(m), step=step, diverged=True, **{name: values[m]})
+        return new
 
     def save_checkpoint(self, name: str, weights: Any, metadata: dict[str, str] | None = None) -> Path:
         """Write `checkpoints/<name>.safetensors` (a module's state_dict or a dict of tensors)."""
@@ -267,6 +199,22 @@ class Context:
         elif self.is_main:
             store.atomic_write_bytes(path, blob)
         return path
+
+    def save_models(self, grid: Grid, params: dict[str, Any], *,
+                    metadata: Callable[[int], dict[str, Any]] | None = None,
+                    name: Callable[[int], str] | None = None,
+                    tensors: Callable[[int, dict[str, Any]], dict[str, Any]] | None = None) -> None:
+        """One checkpoint per member of stacked `params` ({name: (M, ...)}): by default named
+        `<arm>-<coords>-seed<k>` with metadata arm, coordinates and seed index; `tensors` may
+        convert a member's weights (e.g. to its storage dtype) before they are saved."""
+        for m, _, seed in grid.members():
+            f = grid.fields(m)
+            label, coords = f.pop("arm"), f
+            default_name = "-".join([label, *(f"{k}{v}" for k, v in coords.items()), f"seed{seed}"])
+            member = {n: p[m] for n, p in params.items()}
+            meta = metadata(m) if metadata else {"arm": label, **{k: str(v) for k, v in coords.items()},
+                                                 "seed_index": str(seed)}
+            self.save_checkpoint(name(m) if name else default_name, tensors(m, member) if tensors else member, meta)
 
     def load_checkpoint(self, name: str) -> dict[str, Any]:
         """Tensors of `checkpoints/<name>.safetensors` saved by this run (also by a unit that a
@@ -287,18 +235,14 @@ class Context:
         self.tables.append(Table(safe_name(name, "table name"), title, cols, [dict(r) for r in rows]))
 
     def plot(self, name: str, fig: Any) -> Path:
-        """Save a matplotlib figure as `plots/<name>.png` (no timestamps: same bytes each run)."""
+        """Save a figure (`mlbench.core.plotting.figure`) as `plots/<name>.png` at 150 dpi (no
+        timestamps: same bytes each run)."""
         path = self.run_dir / "plots" / f"{safe_name(name, 'plot name')}.png"
         self.plots.append(path.name)
-        import matplotlib.pyplot as plt
-
-        if not self.is_main:
-            plt.close(fig)
-            return path
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-        store.atomic_write_bytes(path, buf.getvalue())
-        plt.close(fig)
+        if self.is_main:
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=150, bbox_inches="tight", metadata={"Software": None})
+            store.atomic_write_bytes(path, buf.getvalue())
         return path
 
     @contextmanager

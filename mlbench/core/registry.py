@@ -1,7 +1,9 @@
-"""The experiment registry: names map lazily to modules (nothing imported to list them).
+"""The experiment registry: names map lazily to experiment packages.
 
-Each entry is one line. The module is imported only when an experiment is shown or run;
-`mlbench list` reads the one-line summary from the experiment's TOML file instead.
+Each entry is one line. An experiment package `mlbench/exps/<name>/` has a torch-free face
+(`__init__.py`: docstring, VERSION, SUMMARY, CITATION, Config, arms, claims) that `list`, `show`
+and `report` import, and a `run` module (torch at the top) that only the runner imports.
+Profiles live in `experiments/<name>.toml`.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable
 
 from mlbench.core.errors import ConfigError, UsageError
 
-# name -> module. Adding an experiment = one line here, one module, one TOML file.
+# name -> package. Adding an experiment = one line here, one package, one TOML file.
 EXPERIMENTS: dict[str, str] = {
     "attn-scaling": "mlbench.exps.attn_scaling",
     "ddpm-vs-sde": "mlbench.exps.ddpm_vs_sde",
@@ -31,9 +33,9 @@ EXPERIMENTS: dict[str, str] = {
 class ExperimentInfo:
     name: str
     module: str
-    summary: str  # one-line claim, from the TOML file
+    summary: str  # one-line claim, from the face
     citation: str
-    profiles: dict[str, dict[str, Any]]
+    profiles: dict[str, dict[str, Any]]  # from experiments/<name>.toml
 
 
 def experiments_dir() -> Path:
@@ -75,17 +77,29 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 @cache
 def info(name: str) -> ExperimentInfo:
-    check_name(name)
+    face = load(name)
     data = read_toml(experiments_dir() / f"{name}.toml")
     return ExperimentInfo(
         name=name,
         module=EXPERIMENTS[name],
-        summary=str(data.get("summary", "")),
-        citation=str(data.get("citation", "")),
+        summary=str(getattr(face, "SUMMARY", data.get("summary", ""))),  # TODO(kit): faces only
+        citation=str(getattr(face, "CITATION", data.get("citation", ""))),
         profiles={k: dict(v) for k, v in data.get("profiles", {}).items()},
     )
 
 
 def load(name: str) -> ModuleType:
-    """Import the experiment module (this is where torch gets imported)."""
+    """The experiment's face: its package `__init__` (torch-free)."""
     return importlib.import_module(EXPERIMENTS[check_name(name)])
+
+
+def run_function(name: str) -> Callable[..., Any]:
+    """The experiment's `run(cfg, ctx)` (importing it imports torch)."""
+    face = load(name)
+    if not hasattr(face, "__path__"):  # TODO(kit): a flat module not yet ported to a package
+        return face.run
+    return importlib.import_module(EXPERIMENTS[check_name(name)] + ".run").run
+
+
+def version(name: str) -> int:
+    return int(getattr(load(name), "VERSION", 1))

@@ -6,7 +6,7 @@ import base64
 from html import escape
 from pathlib import Path
 
-from mlbench.core.report import Group, ci_text, num, pivot, runs_text
+from mlbench.core.results import Group, ci_text, num, pivot, runs_text
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}

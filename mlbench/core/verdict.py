@@ -25,6 +25,36 @@ OUTCOMES = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)
 Measurements = dict[str, dict[str, list[float]]]
 
 
+@dataclass(frozen=True)
+class Censored:
+    """Per-model values of a time-to-event metric where the event may not have happened within
+    the budget: `values` holds the budget there and `censored` is true (the true value is at
+    least the budget). `Grid.measurements` stores the flags as `<metric>.censored`."""
+    values: Any
+    censored: Any
+
+    @staticmethod
+    def key(metric: str) -> str:
+        return f"{metric}.censored"
+
+
+@dataclass(frozen=True)
+class Paper:
+    """The paper's own figure for a claim, shown beside ours.
+
+    `value` (a number or a short text such as "10x at 2K"), its `unit`, `where` in the paper
+    ("Table 1", "Fig. 3"), whether it was `confirmed` from the paper itself (False: quoted from a
+    secondary source), and `ours`: (arm, metric) of the measured figure to put beside it (the
+    mean over seeds), or None when our figure is the claim's effect.
+    """
+    value: float | str
+    unit: str
+    where: str
+    confirmed: bool = False
+    ours: tuple[str, str] | None = None
+    note: str = ""
+
+
 # ---------------------------------------------------------------- Student t, no scipy needed
 def _betacf(a: float, b: float, x: float) -> float:
     """Continued fraction for the regularised incomplete beta (Numerical Recipes 6.4)."""
@@ -156,6 +186,9 @@ class Paired:
     log_ratio: bool = False
     confidence: float = 0.95
 
+    def arm_keys(self) -> tuple[str, ...]:
+        return (self.treatment, self.control)
+
     def __call__(self, m: Measurements) -> Evidence:
         t, c = _series(m, self.treatment, self.metric), _series(m, self.control, self.metric)
         if len(t) != len(c):
@@ -183,6 +216,9 @@ class Equivalent:
     margin: float
     alpha: float = 0.05
 
+    def arm_keys(self) -> tuple[str, ...]:
+        return (self.a, self.b)
+
     def __call__(self, m: Measurements) -> Evidence:
         diffs = [x - y for x, y in zip(_series(m, self.a, self.metric), _series(m, self.b, self.metric))]
         iv = mean_ci(diffs, 1.0 - 2.0 * self.alpha)
@@ -208,6 +244,9 @@ class Threshold:
     value: float
     direction: str = "less"
     confidence: float = 0.95
+
+    def arm_keys(self) -> tuple[str, ...]:
+        return (self.arm,)
 
     def __call__(self, m: Measurements) -> Evidence:
         iv = mean_ci(_series(m, self.arm, self.metric), self.confidence)
@@ -235,6 +274,9 @@ class Trend:
     confidence: float = 0.95
     x_label: str = "x"
 
+    def arm_keys(self) -> tuple[str, ...]:
+        return tuple(self.arms)
+
     def __call__(self, m: Measurements) -> Evidence:
         series = [_series(m, a, self.metric) for a in self.arms]
         op = ">" if self.direction == "greater" else "<"
@@ -252,6 +294,9 @@ class Trend:
 class AllOf:
     """Every part must hold; the first part is the headline effect."""
     tests: tuple[Callable[[Measurements], Evidence], ...]
+
+    def arm_keys(self) -> tuple[str, ...]:
+        return tuple(a for t in self.tests for a in t.arm_keys())
 
     def __call__(self, m: Measurements) -> Evidence:
         parts = [t(m) for t in self.tests]
@@ -273,6 +318,10 @@ class Claim:
     text: str
     citation: str
     test: Callable[[Measurements], Evidence]
+    paper: Paper | None = None
+
+    def arm_keys(self) -> tuple[str, ...]:
+        return self.test.arm_keys()
 
     def judge(self, m: Measurements) -> dict[str, Any]:
         return {"id": self.id, "text": self.text, "citation": self.citation, **self.test(m).as_dict()}

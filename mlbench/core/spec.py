@@ -1,0 +1,136 @@
+"""A run's complete description, resolved from user input before anything is written.
+
+dataclass defaults -> profile -> `--config` file -> `--set`; then seeds, device, threads, and
+the run id: a content hash of all of it, so the same command finds its earlier run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from mlbench.core import config as cfglib
+from mlbench.core import registry
+from mlbench.core.errors import DeviceError, MlbenchError, UsageError
+from mlbench.core.verdict import Claim
+
+DEFAULT_RESULTS = "results"
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class RunSpec:
+    experiment: str
+    module: ModuleType  # the experiment's face
+    profile: str
+    cfg: Any
+    seeds: int
+    device: str  # resolved
+    threads: int | None
+    results: Path
+    run_id: str
+
+    @property
+    def run_dir(self) -> Path:
+        return self.results / self.experiment / self.run_id
+
+    def config_record(self) -> dict[str, Any]:
+        return {"experiment": self.experiment, "experiment_version": version_of(self.module),
+                "profile": self.profile, "seeds": self.seeds, "device": self.device,
+                "config": cfglib.to_dict(self.cfg)}
+
+
+def version_of(module: ModuleType) -> int:
+    return int(getattr(module, "VERSION", 1))
+
+
+def results_root(results: str | os.PathLike | None) -> Path:
+    return Path(results or os.environ.get("MLBENCH_RESULTS") or DEFAULT_RESULTS)
+
+
+def resolve_device(device: str) -> str:
+    if device not in DEVICES:
+        raise UsageError(f"unknown device '{device}': use one of {', '.join(DEVICES)}")
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda":
+        raise DeviceError("--device cuda was requested but no CUDA GPU is available; use --device cpu")
+    return "cpu"
+
+
+def run_id_for(record: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{record['profile']}-{digest}"
+
+
+def claims_of(module: ModuleType, cfg: Any) -> list[Claim]:
+    return list(module.claims(cfg))
+
+
+def check_claim_arms(experiment: str, module: ModuleType, cfg: Any) -> None:
+    """Every arm a claim reads must be one the run will produce (`arms(cfg)` of the face): a
+    typo in a claim fails here, before the run, not after it."""
+    if not hasattr(module, "arms"):  # TODO(kit): not yet ported
+        return
+    produced = set(module.arms(cfg))
+    for claim in claims_of(module, cfg):
+        missing = [a for a in claim.arm_keys() if a not in produced]
+        if missing:
+            raise MlbenchError(f"{experiment}: claim '{claim.id}' reads arm(s) {', '.join(sorted(set(missing)))} "
+                               f"that this config does not produce (a bug in the experiment)")
+
+
+def resolve(experiment: str, *, profile: str = "quick", seeds: int | None = None,
+            sets: list[str] | tuple[str, ...] = (), config_file: str | os.PathLike | None = None,
+            device: str = "auto", threads: int | None = None,
+            results: str | os.PathLike | None = None) -> RunSpec:
+    """Turn user input into a complete, validated run description (writes nothing)."""
+    info = registry.info(experiment)
+    if profile not in info.profiles:
+        raise UsageError(f"unknown profile '{profile}' for {experiment}: choose from "
+                         f"{', '.join(info.profiles)}")
+    if seeds is not None and seeds < 1:
+        raise UsageError(f"--seeds must be a positive integer, got {seeds}")
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be a positive integer, got {threads}")
+    overrides = cfglib.parse_sets(list(sets))
+    module = registry.load(experiment)
+    prof = dict(info.profiles[profile])
+    n_seeds = int(prof.pop("seeds", 3))
+    cfg = cfglib.apply(module.Config, module.Config(), prof, f"profile '{profile}'")
+    if config_file is not None:
+        user = registry.read_toml(Path(config_file))
+        n_seeds = _seed_count(user.pop("seeds", n_seeds), str(config_file))
+        cfg = cfglib.apply(module.Config, cfg, user, str(config_file))
+    cfg = cfglib.apply(module.Config, cfg, overrides, "--set")
+    n_seeds = seeds if seeds is not None else n_seeds
+    spec = RunSpec(experiment, module, profile, cfg, n_seeds, resolve_device(device), threads,
+                   results_root(results), run_id="")
+    check = getattr(module, "check", None)  # optional: can this config run on this device?
+    if check is not None:
+        check(cfg, spec.device)
+    check_claim_arms(experiment, module, cfg)
+    spec.run_id = run_id_for(spec.config_record())
+    return spec
+
+
+def _seed_count(value: Any, source: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{source}: 'seeds' must be a positive integer, got {value!r}")
+    return value
+
+
+def replace_cfg(spec: RunSpec, **changes: Any) -> RunSpec:
+    out = dataclasses.replace(spec, cfg=dataclasses.replace(spec.cfg, **changes))
+    out.run_id = run_id_for(out.config_record())
+    return out
