@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from benchmarks.common import alternate
-from mlbench.nn.ensemble import mlp, train_sequential, train_vmapped
+from benchmarks.vmap_ensemble import mlp, train_sequential, train_vmapped
 
 
 def run(device: str = "cpu", models: int = 64, steps: int = 50, repeats: int = 3) -> list[dict]:

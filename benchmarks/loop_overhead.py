@@ -20,44 +20,6 @@ def _ctx(tmp: str, experiment: str, seeds: int):
     return Context(experiment, Path(tmp), list(range(seeds)))
 
 
-def attn_scaling(repeats: int) -> dict:
-    import torch
-    import torch.nn.functional as F
-
-    from mlbench.exps import attn_scaling as exp
-
-    # threshold above 1: no early stop, so both loops do exactly `steps` steps
-    cfg = dataclasses.replace(exp.Config(), steps=150, threshold=1.01)
-    d, seeds = 64, 4
-
-    def ours():
-        with tempfile.TemporaryDirectory() as tmp:
-            exp.train_head_dim(cfg, _ctx(tmp, "attn-scaling", seeds), d)
-
-    def minimal():
-        ctx = _ctx("/nonexistent", "attn-scaling", seeds)
-        params = exp.init_params(cfg, d, seeds, [ctx.generator(f"init-d{d}", k) for k in range(seeds)])
-        scale = exp._logit_scales(cfg, d, seeds, "cpu")
-        ev = exp._batches(cfg, [ctx.generator("heldout", k) for k in range(seeds)], cfg.eval_size, "cpu")
-        gens = [ctx.generator(f"data-d{d}", k) for k in range(seeds)]
-        opt = torch.optim.Adam(params.values(), lr=cfg.lr)
-        for step in range(cfg.steps + 1):
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                with torch.no_grad():
-                    logits, _ = exp.forward(params, ev[0], ev[1], scale)
-                    (logits.argmax(-1) == ev[2]).float().mean(1).tolist()
-                if step == cfg.steps:
-                    break
-            pairs, query, target = exp._batches(cfg, gens, cfg.batch_size, "cpu")
-            logits, _ = exp.forward(params, pairs, query, scale)
-            loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none").view(len(scale), -1).mean(1)
-            opt.zero_grad(set_to_none=True)
-            loss.sum().backward()
-            opt.step()
-
-    return _row("attn-scaling", f"train_head_dim d={d}, {seeds} seeds x 3 arms, {cfg.steps} steps", ours, minimal, repeats)
-
-
 def ddpm_vs_sde(repeats: int) -> dict:
     import torch
 
@@ -208,7 +170,9 @@ def _row(name: str, what: str, ours: Callable, minimal: Callable, repeats: int) 
 
 
 # hippo-memory has no training loop (its memories are closed-form linear recurrences)
-LOOPS: dict[str, Callable[[int], dict]] = {"attn-scaling": attn_scaling, "adam-vs-adamw": adam_vs_adamw,
+from benchmarks.loops import attn_scaling as _attn  # noqa: E402  (TODO(kit): one module per experiment)
+
+LOOPS: dict[str, Callable[[int], dict]] = {"attn-scaling": _attn.run, "adam-vs-adamw": adam_vs_adamw,
                                              "ddpm-vs-sde": ddpm_vs_sde, "fp16-mixed": fp16_mixed}
 
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from mlbench.nn.ensemble import mlp, train_sequential, train_vmapped
+from benchmarks.vmap_ensemble import mlp, train_sequential, train_vmapped
 
 
 def test_vmapped_ensemble_equals_sequential_training():
