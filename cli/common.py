@@ -13,10 +13,11 @@ from mlbench.core.errors import MlbenchError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # long lines wrap in the terminal, not mid-path
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
-VERDICT_STYLE = {"reproduced": "bold green", "not_reproduced": "bold red", "inconclusive": "bold yellow"}
+VERDICT_STYLE = {"reproduced": "bold green", "not_reproduced": "bold red", "inconclusive": "bold yellow",
+                 "smoke": "dim"}
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -41,4 +42,5 @@ def user_errors(fn: F) -> F:
 
 
 def verdict_text(verdict: str) -> str:
-    return f"[{VERDICT_STYLE.get(verdict, 'bold')}]{verdict}[/]"
+    label = "smoke (not a verdict)" if verdict == "smoke" else verdict
+    return f"[{VERDICT_STYLE.get(verdict, 'bold')}]{label}[/]"

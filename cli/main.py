@@ -10,7 +10,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import typer  # noqa: E402
 
-from cli import list_cmd, report, run, show, sweep, verify  # noqa: E402
+from cli import check, list_cmd, report, run, show, sweep, verify  # noqa: E402
 
 app = typer.Typer(
     name="mlbench",
@@ -27,6 +27,7 @@ app.command("run")(run.run)
 app.command("sweep")(sweep.sweep)
 app.command("report")(report.report)
 app.command("verify")(verify.verify)
+app.command("check")(check.check)
 
 
 @app.callback()

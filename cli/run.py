@@ -11,8 +11,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from rich.markup import escape
+
 from cli.common import console, err_console, user_errors, verdict_text
 from mlbench.core import runner
+from mlbench.core import summary as summarylib
 
 
 class RichProgress:
@@ -73,26 +76,35 @@ def _short(cell: str) -> str:
 
 def render_summary(result: runner.RunResult) -> None:
     s = result.summary
-    render_table(result.run_dir / "table.csv", f"{s['experiment']} — {s['profile']} profile, {s['seeds']} seeds")
+    scale = "" if s.get("decides", True) else " — smoke profile: tests the plumbing, its verdicts are not results"
+    render_table(result.run_dir / "table.csv", f"{s['experiment']} — {s['profile']} profile, {s['seeds']} seeds{scale}")
+    seq = s.get("sequential")
+    if seq:
+        console.print(f"\n[bold]sequential seeds[/]: looks at {', '.join(str(x['seeds']) for x in seq['looks'])} "
+                      f"seeds (planned {seq['planned_looks']}); stopped: {seq['stopped']}; {escape(seq['rule'])}")
     for claim in s["claims"]:
-        console.print(f"\n[bold]{claim['id']}[/]: {claim['text']} [dim]({claim['citation']})[/]")
-        console.print(f"  verdict: {verdict_text(claim['verdict'])}")
-        parts = claim.get("parts") or [claim]
-        for p in parts:
-            ci = p.get("ci")
-            ci_text = f"[{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "-"
-            eff = "-" if p.get("effect") is None else f"{p['effect']:.4g}"
-            console.print(f"  - {verdict_text(p['verdict'])} {p['test']}: effect {eff}, CI {ci_text}, "
-                          f"n={p['seeds']}", soft_wrap=True)
-    console.print(f"\n[bold]verdict ({s['headline']['claim']}):[/] {verdict_text(s['verdict'])}")
-    console.print(f"run folder: {result.run_dir}")
+        console.print(f"\n[bold]{escape(claim['id'])}[/]: {escape(claim['text'])} [dim]({escape(claim['citation'])})[/]")
+        console.print(f"  verdict: {verdict_text(claim['verdict'])}; {escape(summarylib.evidence_text(claim))}")
+        paper = summarylib.paper_text(claim)
+        if paper:
+            console.print(f"  {escape(paper)}")
+        for p in claim.get("parts") or []:
+            console.print(f"  - {verdict_text(p['verdict'])} {escape(p['test'])}: {escape(summarylib.evidence_text(p, named=False))}",
+                          soft_wrap=True)
+    head = s["headline"]
+    console.print(f"\n[bold]verdict ({escape(head['claim'])}):[/] {verdict_text(s['verdict'])}")
+    console.print(f"run folder: {escape(str(result.run_dir))}")
 
 
 @user_errors
 def run(
     experiment: str = typer.Argument(..., help="Experiment name (see `mlbench list`)."),
     profile: str = typer.Option("quick", "--profile", "-p", help="smoke | quick | full (see `mlbench show`)."),
-    seeds: Optional[int] = typer.Option(None, "--seeds", "-s", help="Number of seeds (default: the profile's)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", "-s", help="Number of seeds, or 'auto': add seeds in "
+                                        "batches until every claim is decided (error rate kept under optional stopping).",
+                                        show_default="the profile's"),
+    max_seeds: Optional[int] = typer.Option(None, "--max-seeds", help="With --seeds auto: the most seeds to use.",
+                                            show_default="the profile's max_seeds, else twice its seeds"),
     sets: list[str] = typer.Option([], "--set", help="Override a config field: key=value (repeatable)."),
     config: Optional[Path] = typer.Option(None, "--config", help="A TOML file of config overrides."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
@@ -102,11 +114,12 @@ def run(
 ) -> None:
     """Run an experiment: a table, plots, checkpoints and a verdict under <results>/<exp>/<run-id>/."""
     spec = runner.resolve(experiment, profile=profile, seeds=seeds, sets=sets, config_file=config,
-                          device=device, threads=threads, results=results)
+                          device=device, threads=threads, results=results, max_seeds=max_seeds)
     if os.environ.get("RANK", "0") != "0":  # a secondary rank of a multi-process launch: rank 0 reports
         runner.execute(spec, force=force)
         return
-    console.print(f"[bold cyan]{spec.experiment}[/] profile={spec.profile} seeds={spec.seeds} "
+    seeds_text = f"auto ({spec.seeds}..{spec.max_seeds})" if spec.max_seeds else str(spec.seeds)
+    console.print(f"[bold cyan]{spec.experiment}[/] profile={spec.profile} seeds={seeds_text} "
                   f"device={spec.device} run={spec.run_id}")
     with _progress() as bar:
         result = runner.execute(spec, force=force, progress=RichProgress(bar))

@@ -95,7 +95,7 @@ def test_run_twice_then_report(results):
     res = invoke("report", "--results", results)
     assert res.exit_code == 0
     text = (results / "REPORT.md").read_text()
-    assert "## attn-scaling (v1)" in text and "| smoke | 2 |" in text
+    assert f"## attn-scaling (v{registry.version('attn-scaling')})" in text and "| smoke | 2 |" in text
 
 
 def test_results_from_environment(results, monkeypatch):

@@ -7,7 +7,7 @@ from safetensors import safe_open
 
 import mlbench
 from mlbench.core import registry
-from mlbench.core.verdict import OUTCOMES
+from mlbench.core.verdict import OUTCOMES, SMOKE
 
 
 @pytest.mark.parametrize("name", registry.names())
@@ -19,9 +19,9 @@ def test_smoke_profile_writes_a_complete_run(name, results):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["experiment"] == name
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["verdict"] in OUTCOMES
-    assert all(c["verdict"] in OUTCOMES and c["citation"] for c in summary["claims"])
-    assert summary["verdict"] == summary["claims"][0]["verdict"]
+    assert summary["verdict"] == SMOKE and not summary["decides"]  # plumbing, never shown as a result
+    assert all(c["verdict"] == SMOKE and c["smoke_outcome"] in OUTCOMES and c["citation"] for c in summary["claims"])
+    assert summary["headline"]["claim"] == summary["claims"][0]["id"]
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     assert lines and all(isinstance(json.loads(line), dict) for line in lines)
     plots = list((run_dir / "plots").glob("*.png"))

@@ -10,6 +10,7 @@ from pathlib import Path
 from mlbench.core import store
 from mlbench.core.errors import RunStoreError
 from mlbench.core.results import Group, ci_text, collect, group, num, pivot, runs_text
+from mlbench.core.summary import evidence_text, paper_text, verdict_label
 
 FORMATS = ("md", "html", "json", "csv")
 
@@ -24,7 +25,7 @@ def markdown(groups: list[Group], root: Path) -> str:
         out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in g.runs:
             vals = {**g.values(r), "run id": f"[{r.run_id}]({r.experiment}/{r.run_id}/table.md)",
-                    "profile": r.profile, "seeds": r.seeds, "verdict": f"**{r.verdict}**",
+                    "profile": r.profile, "seeds": r.seeds, "verdict": f"**{verdict_label(r.verdict)}**",
                     "headline effect": num(r.effect), "95% CI": ci_text(r.ci)}
             out.append("| " + " | ".join(str(vals[h]) for h in head) + " |")
         p = pivot(g)
@@ -33,10 +34,13 @@ def markdown(groups: list[Group], root: Path) -> str:
             out += ["", f"Pivot: headline effect by `{rk}`" + (f" x `{ck}`" if ck else ""), "",
                     "| " + rk + " | " + " | ".join(cvals) + " |", "|---|" + "---|" * len(cvals)]
             out += ["| " + rv + " | " + " | ".join(cells.get((rv, cv), "") for cv in cvals) + " |" for rv in rvals]
-        latest = g.runs[-1]
-        out += ["", f"Claims of the latest run ({latest.run_id}):", ""]
-        out += [f"- **{c['verdict']}** — {c['text']} ({c['citation']}); effect {num(c.get('effect'))}, "
-                f"CI {ci_text(c.get('ci'))}" for c in latest.claims]
+        latest = g.latest
+        kind = "" if latest.decides else " — smoke profile: plumbing only, not verdicts"
+        out += ["", f"Claims of the latest {latest.profile} run ({latest.run_id}){kind}:", ""]
+        for c in latest.claims:
+            paper = paper_text(c)
+            out.append(f"- **{verdict_label(c['verdict'])}** — {c['text']} ({c['citation']}); {evidence_text(c)}"
+                       + (f"; {paper}" if paper else ""))
         out += ["", "Plots: " + ", ".join(f"[{p}]({latest.experiment}/{latest.run_id}/plots/{p})" for p in latest.plots), ""]
     return "\n".join(out) + "\n"
 

@@ -7,16 +7,17 @@ from html import escape
 from pathlib import Path
 
 from mlbench.core.results import Group, ci_text, num, pivot, runs_text
+from mlbench.core.summary import evidence_text, paper_text, verdict_label
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
 .reproduced{color:#176b17;font-weight:bold}.not_reproduced{color:#a11;font-weight:bold}
-.inconclusive{color:#a60;font-weight:bold}.old{opacity:.7}img{max-width:100%;border:1px solid #eee}"""
+.inconclusive{color:#a60;font-weight:bold}.smoke{color:#888;font-style:italic}.old{opacity:.7}img{max-width:100%;border:1px solid #eee}"""
 EMBEDDED_RUNS = 3  # plots embedded for the latest runs of each group; older ones are linked
 
 
 def _verdict(v: str) -> str:
-    return f'<span class="{escape(v)}">{escape(v)}</span>'
+    return f'<span class="{escape(v)}">{escape(verdict_label(v))}</span>'
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
@@ -54,7 +55,8 @@ def _group(g: Group) -> str:
     for i, r in enumerate(reversed(g.runs)):
         parts.append(f"<h3>run {escape(r.run_id)} ({escape(r.profile)}, {r.seeds} seeds)</h3><ul>")
         parts += [f"<li>{_verdict(c['verdict'])} — {escape(c['text'])} <i>({escape(c['citation'])})</i>: "
-                  f"{escape(c.get('test', ''))}; effect {escape(num(c.get('effect')))}, CI {escape(ci_text(c.get('ci')))}</li>"
+                  f"{escape(c.get('test', ''))}; {escape(evidence_text(c))}"
+                  + (f"<br><b>{escape(paper_text(c))}</b>" if paper_text(c) else "") + "</li>"
                   for c in r.claims]
         parts.append("</ul>")
         for plot in r.plots:

@@ -16,6 +16,11 @@ from typing import Any
 from mlbench.core import registry, store
 from mlbench.core.errors import RunStoreError
 
+# "the latest run" of an experiment is the latest of its strongest profile: a smoke run (plumbing
+# only) never stands for an experiment when a quick or full one exists
+PROFILE_STRENGTH = {"smoke": 0, "quick": 1, "full": 2}
+
+
 @dataclass
 class RunRow:
     experiment: str
@@ -32,6 +37,11 @@ class RunRow:
     claims: list[dict[str, Any]] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
     ended: str = ""
+    decides: bool = True  # False for smoke runs: their verdicts are not results
+
+    @property
+    def rank(self) -> tuple:
+        return (self.decides, PROFILE_STRENGTH.get(self.profile, 1), self.ended, self.run_id)
 
 
 @dataclass
@@ -46,6 +56,11 @@ class Group:
 
     def values(self, run: RunRow) -> dict[str, Any]:
         return {k: _get(run, k) for k in self.varying}
+
+    @property
+    def latest(self) -> RunRow:
+        """The latest run of the strongest profile (smoke only when there is nothing else)."""
+        return max(self.runs, key=lambda r: r.rank)
 
     @property
     def swept(self) -> list[str]:
@@ -92,7 +107,7 @@ def _row(run_dir: Path, s: dict[str, Any], cfg: dict[str, Any], manifest: dict[s
     return RunRow(s["experiment"], s["run_id"], s["profile"], int(s["seeds"]), s["verdict"],
                   head.get("effect"), head.get("ci"), head.get("test", ""), int(s.get("experiment_version", 1)),
                   run_dir, dict(cfg.get("config", {})), list(s.get("claims", [])), list(s.get("plots", [])),
-                  str(manifest.get("ended") or ""))
+                  str(manifest.get("ended") or ""), bool(s.get("decides", s["profile"] != "smoke")))
 
 
 def group(rows: list[RunRow]) -> list[Group]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mlbench.core import config as cfglib
-from mlbench.core import registry, store
+from mlbench.core import registry, sequential, store
 from mlbench.core.context import Context, NoProgress, Progress
 from mlbench.core.distributed import barrier, rank_and_world
 from mlbench.core.errors import RunStoreError
@@ -103,18 +103,43 @@ def execute(spec: RunSpec, *, force: bool = False, progress: Progress | None = N
         unlock(run_dir)
 
 
-def _new_context(spec: RunSpec, rank: int, world: int, progress: Progress | None) -> Context:
+def _new_context(spec: RunSpec, rank: int, world: int, progress: Progress | None, resumed: list[str],
+                 seeds: int | None = None, unit_dir: str = "units") -> Context:
     cfg_json = json.dumps(cfglib.to_dict(spec.cfg), sort_keys=True)
-    return Context(spec.experiment, spec.run_dir, list(range(spec.seeds)), spec.device,
+    return Context(spec.experiment, spec.run_dir, list(range(seeds or spec.seeds)), spec.device,
                    progress or NoProgress(), cfg_json, cache_dir=default_cache_dir(),
-                   rank=rank, world_size=world)
+                   resumed_units=resumed, rank=rank, world_size=world, unit_dir=unit_dir)
+
+
+def _measure(spec: RunSpec, rank: int, world: int, progress: Progress | None,
+             resumed: list[str]) -> tuple[Context, dict, dict | None]:
+    """Run the experiment: once, or (`--seeds auto`) once per look with ever more seeds, each
+    look's units in units/look<j>-seeds<n>/ so that a resumed run redoes nothing.
+    Returns the last look's context, the summary written and (sequential) its record."""
+    run = registry.run_function(spec.experiment)
+    if spec.max_seeds is None:
+        ctx = _new_context(spec, rank, world, progress, resumed)
+        measurements = run(spec.cfg, ctx)
+        return ctx, (finish(spec, ctx, measurements) if rank == 0 else {}), None
+    looks = sequential.Looks(claims_of(spec.module, spec.cfg), sequential.schedule(spec.seeds, spec.max_seeds))
+    for j, n in enumerate(looks.looks, 1):
+        ctx = _new_context(spec, rank, world, progress, resumed, seeds=n, unit_dir=f"units/look{j}-seeds{n}")
+        with ctx.task(f"look {j} of at most {len(looks.looks)}: {n} seeds", None):
+            measurements = run(spec.cfg, ctx)
+        judged = looks.look(n, measurements)
+        if rank == 0:
+            store.atomic_write_json(spec.run_dir / "looks.json", looks.record(spec.max_seeds))
+        if looks.done:
+            break
+    record = looks.record(spec.max_seeds)
+    summary = finish(spec, ctx, measurements, claims=looks.final(judged), sequential=record) if rank == 0 else {}
+    return ctx, summary, record
 
 
 def _execute_worker(spec: RunSpec, rank: int, world: int, start: float) -> RunResult:
     _determinism(spec)
-    ctx = _new_context(spec, rank, world, None)
     with _sigterm_as_interrupt():
-        registry.run_function(spec.experiment)(spec.cfg, ctx)
+        _measure(spec, rank, world, None, [])
     return RunResult(spec.run_dir, {}, False, time.perf_counter() - start)
 
 
@@ -127,19 +152,18 @@ def _execute_main(spec: RunSpec, previous: str | None, world: int, progress: Pro
                                   determinism=_determinism(spec))
     manifest.update(resumed_from=previous, processes=world)
     store.atomic_write_json(run_dir / "manifest.json", manifest)
-    ctx = _new_context(spec, 0, world, progress)
+    resumed: list[str] = []
     try:
         with _sigterm_as_interrupt():
-            measurements = registry.run_function(spec.experiment)(spec.cfg, ctx)
-            summary = finish(spec, ctx, measurements)
+            _, summary, _ = _measure(spec, 0, world, progress, resumed)
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         manifest.update(status="interrupted" if interrupted else "failed", ended=store.now(),
                         error=None if interrupted else f"{type(exc).__name__}: {exc}",
-                        resumed_units=ctx.resumed_units)
+                        resumed_units=resumed)
         store.atomic_write_json(run_dir / "manifest.json", manifest)
         raise
-    manifest.update(status="complete", ended=store.now(), resumed_units=ctx.resumed_units)
+    manifest.update(status="complete", ended=store.now(), resumed_units=resumed)
     store.atomic_write_json(run_dir / "manifest.json", manifest)
     return RunResult(run_dir, summary, False, time.perf_counter() - start)
 

@@ -35,15 +35,19 @@ class RunSpec:
     threads: int | None
     results: Path
     run_id: str
+    max_seeds: int | None = None  # sequential seeds (`--seeds auto`): start at `seeds`, at most this many
+    decides: bool = True  # False for a smoke profile: its verdicts are plumbing checks, not results
 
     @property
     def run_dir(self) -> Path:
         return self.results / self.experiment / self.run_id
 
     def config_record(self) -> dict[str, Any]:
+        seeds: dict[str, Any] = {"seeds": self.seeds}
+        if self.max_seeds is not None:
+            seeds = {"seeds": "auto", "start_seeds": self.seeds, "max_seeds": self.max_seeds}
         return {"experiment": self.experiment, "experiment_version": version_of(self.module),
-                "profile": self.profile, "seeds": self.seeds, "device": self.device,
-                "config": cfglib.to_dict(self.cfg)}
+                "profile": self.profile, **seeds, "device": self.device, "config": cfglib.to_dict(self.cfg)}
 
 
 def version_of(module: ModuleType) -> int:
@@ -90,23 +94,30 @@ def check_claim_arms(experiment: str, module: ModuleType, cfg: Any) -> None:
                                f"that this config does not produce (a bug in the experiment)")
 
 
-def resolve(experiment: str, *, profile: str = "quick", seeds: int | None = None,
+def resolve(experiment: str, *, profile: str = "quick", seeds: int | str | None = None,
             sets: list[str] | tuple[str, ...] = (), config_file: str | os.PathLike | None = None,
             device: str = "auto", threads: int | None = None,
-            results: str | os.PathLike | None = None) -> RunSpec:
-    """Turn user input into a complete, validated run description (writes nothing)."""
+            results: str | os.PathLike | None = None, max_seeds: int | None = None) -> RunSpec:
+    """Turn user input into a complete, validated run description (writes nothing).
+
+    `seeds="auto"`: sequential seeds, from the profile's seed count up to `max_seeds` (default:
+    the profile's `max_seeds`, else twice its seeds)."""
     info = registry.info(experiment)
     if profile not in info.profiles:
         raise UsageError(f"unknown profile '{profile}' for {experiment}: choose from "
                          f"{', '.join(info.profiles)}")
-    if seeds is not None and seeds < 1:
-        raise UsageError(f"--seeds must be a positive integer, got {seeds}")
+    sequential = seeds == "auto"
+    seeds = _seed_option(seeds)
+    if max_seeds is not None and not sequential:
+        raise UsageError("--max-seeds goes with --seeds auto")
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be a positive integer, got {threads}")
     overrides = cfglib.parse_sets(list(sets))
     module = registry.load(experiment)
     prof = dict(info.profiles[profile])
     n_seeds = int(prof.pop("seeds", 3))
+    profile_max = prof.pop("max_seeds", None)
+    decides = bool(prof.pop("decides", profile != "smoke"))
     cfg = cfglib.apply(module.Config, module.Config(), prof, f"profile '{profile}'")
     if config_file is not None:
         user = registry.read_toml(Path(config_file))
@@ -114,14 +125,32 @@ def resolve(experiment: str, *, profile: str = "quick", seeds: int | None = None
         cfg = cfglib.apply(module.Config, cfg, user, str(config_file))
     cfg = cfglib.apply(module.Config, cfg, overrides, "--set")
     n_seeds = seeds if seeds is not None else n_seeds
+    if sequential:
+        max_seeds = max_seeds if max_seeds is not None else int(profile_max or 2 * n_seeds)
+        if max_seeds <= n_seeds:
+            raise UsageError(f"--max-seeds must be larger than the starting seeds ({n_seeds}), got {max_seeds}")
     spec = RunSpec(experiment, module, profile, cfg, n_seeds, resolve_device(device), threads,
-                   results_root(results), run_id="")
+                   results_root(results), run_id="", max_seeds=max_seeds if sequential else None,
+                   decides=decides)
     check = getattr(module, "check", None)  # optional: can this config run on this device?
     if check is not None:
         check(cfg, spec.device)
     check_claim_arms(experiment, module, cfg)
     spec.run_id = run_id_for(spec.config_record())
     return spec
+
+
+def _seed_option(seeds: int | str | None) -> int | None:
+    """--seeds N (a positive integer) or "auto" (None here: the profile's count starts it)."""
+    if seeds is None or seeds == "auto":
+        return None
+    try:
+        n = int(seeds)
+    except (TypeError, ValueError):
+        raise UsageError(f"--seeds must be a positive integer or 'auto', got {seeds!r}") from None
+    if n < 1 or isinstance(seeds, bool) or (isinstance(seeds, float) and seeds != n):
+        raise UsageError(f"--seeds must be a positive integer or 'auto', got {seeds!r}")
+    return n
 
 
 def _seed_count(value: Any, source: str) -> int:

@@ -11,15 +11,21 @@ from mlbench.core.context import Context
 from mlbench.core.spec import RunSpec, claims_of, version_of
 
 
-def finish(spec: RunSpec, ctx: Context, measurements: dict[str, Any]) -> dict[str, Any]:
-    claims = [c.judge(measurements) for c in claims_of(spec.module, spec.cfg)]
+def finish(spec: RunSpec, ctx: Context, measurements: dict[str, Any], *,
+           claims: list[dict[str, Any]] | None = None, sequential: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Judge (unless `claims` were judged already, by a sequence of looks) and write everything."""
+    if claims is None:
+        claims = [c.judge(measurements, decides=spec.decides) for c in claims_of(spec.module, spec.cfg)]
     head = claims[0]
     summary = {
         "experiment": spec.experiment, "experiment_version": version_of(spec.module),
-        "run_id": spec.run_id, "profile": spec.profile, "seeds": spec.seeds, "device": spec.device,
+        "run_id": spec.run_id, "profile": spec.profile, "seeds": len(ctx.seeds), "device": spec.device,
+        "decides": spec.decides,
         "verdict": head["verdict"],
-        "headline": {"claim": head["id"], "test": head["test"], "effect": head["effect"], "ci": head["ci"]},
+        "headline": {"claim": head["id"], "test": head["test"], "effect": head["effect"],
+                     "effect_name": head["effect_name"], "ci": head["ci"], "reason": head["reason"]},
         "claims": claims,
+        **({"sequential": sequential} if sequential else {}),
         "measurements": measurements,
         "tables": [t.name for t in ctx.tables], "plots": ctx.plots,
     }
@@ -35,18 +41,58 @@ def finish(spec: RunSpec, ctx: Context, measurements: dict[str, Any]) -> dict[st
     return summary
 
 
-def _fmt_ci(ci: list[float] | None) -> str:
-    return f"[{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "-"
+def num(x: Any) -> str:
+    """A number for people: integers as integers, else 4 significant digits."""
+    if x is None:
+        return "-"
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    return f"{x:.4g}" if isinstance(x, float) else str(x)
+
+
+def ci_text(ci: list[float] | None) -> str:
+    return f"[{num(ci[0])}, {num(ci[1])}]" if ci else "-"
+
+
+def verdict_label(verdict: str) -> str:
+    return "smoke (not a verdict)" if verdict == "smoke" else verdict
+
+
+def paper_text(claim: dict[str, Any]) -> str | None:
+    """'paper 16 Var(q·k) ... (§3.2.1, confirmed); ours 16.1', or None without a paper figure."""
+    paper = claim.get("paper")
+    if not paper:
+        return None
+    value = num(paper["value"]) if isinstance(paper["value"], float) else str(paper["value"])
+    where = paper["where"] + ("" if paper.get("confirmed") else ", not confirmed from the paper")
+    text = f"paper: {value} {paper['unit']} ({where})"
+    if paper.get("ours"):
+        text += f"; ours: {num(paper['ours']['value'])}"
+    elif claim.get("effect") is not None:
+        text += f"; ours ({claim.get('effect_name') or 'effect'}): {num(claim['effect'])}"
+    return text + (f". {paper['note']}" if paper.get("note") else "")
+
+
+def evidence_text(claim: dict[str, Any], named: bool = True) -> str:
+    """The evidence of a claim in one line: effect (named), CI, seeds, and why it is not decided."""
+    name = (claim.get("effect_name") or "effect") if named else "effect"
+    parts = [f"{name} {num(claim.get('effect'))}, CI {ci_text(claim.get('ci'))}", f"{claim.get('seeds', '?')} seeds"]
+    if claim.get("decided_at_seeds"):
+        parts.append(f"decided at {claim['decided_at_seeds']} seeds")
+    if claim.get("reason"):
+        parts.append(f"why: {claim['reason']}")
+    return "; ".join(parts)
 
 
 def table_md(spec: RunSpec, ctx: Context, claims: list[dict[str, Any]]) -> str:
+    scale = "" if spec.decides else " — smoke profile: plumbing only, its verdicts are not results"
     parts = [f"# {spec.experiment} — run {spec.run_id}", "",
-             f"profile `{spec.profile}`, {spec.seeds} seeds, device `{spec.device}`", ""]
+             f"profile `{spec.profile}`, {len(ctx.seeds)} seeds, device `{spec.device}`{scale}", ""]
     parts += [t.markdown() for t in ctx.tables]
-    parts += ["### Verdicts", "", "| claim | verdict | test | effect | 95% CI |", "|---|---|---|---|---|"]
+    parts += ["### Verdicts", "", "| claim | verdict | evidence | paper vs ours | test |", "|---|---|---|---|---|"]
     for c in claims:
-        eff = "-" if c["effect"] is None else f"{c['effect']:.4g}"
-        text, test = (c["text"].replace("|", "\\|"), c["test"].replace("|", "\\|"))
-        parts.append(f"| {c['id']}: {text} | **{c['verdict']}** | {test} | {eff} | {_fmt_ci(c['ci'])} |")
+        cells = [f"{c['id']}: {c['text']}", f"**{verdict_label(c['verdict'])}**", evidence_text(c),
+                 paper_text(c) or "-", c["test"]]
+        parts.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
     parts += ["", *[f"![{p}](plots/{p})" for p in ctx.plots], ""]
     return "\n".join(parts)

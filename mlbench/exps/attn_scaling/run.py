@@ -7,6 +7,7 @@ import math
 import torch
 
 from mlbench.core.grid import Keep, arm_key
+from mlbench.core.verdict import Censored
 from mlbench.exps.attn_scaling import ARMS
 from mlbench.exps.attn_scaling.attention import (attention_entropy, forward, init_params, init_statistics,
                                                  logit_scales, recall_batches, train_step)
@@ -42,12 +43,21 @@ def train_head_dim(cfg, ctx, d: int) -> dict:
                                                       "seed_index": str(grid.seed_of(m))})
     censored = cfg.steps + cfg.eval_every  # "not reached": counted as one evaluation past the budget
     measurements = grid.measurements(
-        steps_to_threshold=[float(censored if r is None else r) for r in reached],
+        steps_to_threshold=Censored([float(censored if r is None else r) for r in reached], [r is None for r in reached]),
         reached=Keep([float(r is not None) for r in reached]), diverged_at=grid.divergence_steps(),
         H0=Keep(h0), final_acc=curve_acc[-1])
     per_arm = grid.by_arm(torch.tensor(curve_acc, dtype=torch.float64).T)  # {arm: (S, evaluations)}
     return {"measurements": measurements, "curve_steps": curve_steps,
             "curve_acc": {arm: acc.tolist() for arm, acc in per_arm.items()}}
+
+
+def log_slowdown(unscaled: dict, scaled: dict) -> dict:
+    """Per seed log(steps unscaled / steps scaled). Unscaled censored at the budget: a lower bound
+    (`.censored`); scaled censored: the ratio is unknown (NaN)."""
+    key = Censored.key("steps_to_threshold")
+    u, s, cu, cs = unscaled["steps_to_threshold"], scaled["steps_to_threshold"], unscaled[key], scaled[key]
+    return {"log_slowdown": [math.nan if c_s else math.log(a / b) for a, b, c_s in zip(u, s, cs)],
+            Censored.key("log_slowdown"): [float(bool(c_u) and not c_s) for c_u, c_s in zip(cu, cs)]}
 
 
 def run(cfg, ctx) -> dict:
@@ -64,7 +74,6 @@ def run(cfg, ctx) -> dict:
     curves = {d: trained[f"train-d{d}"] for d in head_dims}
     for d in head_dims:
         measurements.update(curves[d]["measurements"])
-        s, u = (measurements[arm_key(n, d=d)]["steps_to_threshold"] for n in ("scaled", "unscaled"))
-        measurements[f"d{d}"] = {"log_slowdown": [math.log(b / a) for a, b in zip(s, u)]}
+        measurements[f"d{d}"] = log_slowdown(measurements[arm_key("unscaled", d=d)], measurements[arm_key("scaled", d=d)])
     report(cfg, ctx, measurements, curves)
     return measurements
