@@ -13,21 +13,19 @@ import torch
 
 from mlbench.core.grid import arm_key
 from mlbench.data import signals
-from mlbench.exps.hippo_memory import BASELINES, MEASURES, MEMORIES, METHODS
+from mlbench.exps.hippo_memory import BASELINES, MEASURES, MEMORIES, METHODS, discretised
 from mlbench.exps.hippo_memory.memory import baseline, hippo_state, kernel, relative_mse, span
 from mlbench.exps.hippo_memory.operators import basis, discretize, legs_steps, positions, transition
 from mlbench.exps.hippo_memory.report import plot_ns, report
 
 
-def measure(ctx, grid, errors: dict, families: tuple[str, ...], **tags) -> dict:
+def measure(ctx, grid, errors: dict, families: tuple[str, ...]) -> dict:
     """Per-seed measurements of the relative MSE (S, B) of each arm of `grid`: the mean over all
     signals (`relmse`) and per family (`relmse_<family>`); one metrics line per member."""
     err = grid.build(lambda arm: errors[arm])  # (M, B), B family-major
     per_family = err.view(len(grid), len(families), -1).mean(-1)  # (M, F)
     cols = {"relmse": err.mean(-1), **{f"relmse_{fam}": per_family[:, i] for i, fam in enumerate(families)}}
-    host = {k: v.tolist() for k, v in cols.items()}
-    for m, arm, seed in grid.members():
-        ctx.log(memory=arm, **tags, seed=seed, **{k: v[m] for k, v in host.items()})
+    ctx.log_models(grid, **cols)
     return grid.measurements(**cols)
 
 
@@ -44,7 +42,7 @@ def memorise(cfg, ctx, f, N: int, families: tuple[str, ...], keep_examples: bool
         K = kernel(*baseline(b, N, L, S, gens, f.device), L)  # (S, N, L)
         fhats[b] = (f @ K.transpose(-1, -2)) @ torch.linalg.pinv(K, rtol=cfg.pinv_rtol).transpose(-1, -2)
     grid = ctx.grid(MEMORIES, N=N)
-    errors = measure(ctx, grid, {m: relative_mse(fhat, f) for m, fhat in fhats.items()}, families, N=N)
+    errors = measure(ctx, grid, {m: relative_mse(fhat, f) for m, fhat in fhats.items()}, families)
     if not keep_examples:
         return {"errors": errors, "examples": {}}
     examples = {m: fhat[0, 0].tolist() for m, fhat in fhats.items()}  # the first seed's first signal
@@ -61,22 +59,19 @@ def timescale(cfg, ctx, spectra, stretch: int, families: tuple[str, ...]) -> dic
     legt, _ = hippo_state("legt", N, f, cfg.method, cfg, L0)
     fhats = {"legs": legs @ basis("legs", N, positions(f.shape[-1], f.device)).T, "legt": torch.zeros_like(f)}
     fhats["legt"][..., -L0:] = legt @ basis("legt", N, positions(L0, f.device)).T
-    grid = ctx.grid(("legs", "legt"), x=stretch)
-    return measure(ctx, grid, {m: relative_mse(fhat, f) for m, fhat in fhats.items()}, families, stretch=stretch)
+    grid = ctx.grid(("legs", "legt"), stretch=stretch)
+    return measure(ctx, grid, {m: relative_mse(fhat, f) for m, fhat in fhats.items()}, families)
 
 
 def discretisations(cfg, ctx, f, families: tuple[str, ...]) -> dict:
-    """Every measure x every discretisation at N = disc_n (a non-finite error means divergence)."""
-    out, N, L = {}, cfg.disc_n, f.shape[-1]
+    """Every measure x every discretisation at N = disc_n (a non-finite error means divergence:
+    kept as it is, an unbounded error)."""
+    errors, N, L = {}, cfg.disc_n, f.shape[-1]
     for mth in METHODS:
-        errors = {}
         for m in MEASURES:
             c, s = hippo_state(m, N, f, mth, cfg, L)
-            errors[m] = relative_mse(c @ basis(m, N, positions(L, f.device), s).T, f)
-        grid = ctx.grid(MEASURES, method=mth, N=N)
-        per_arm = measure(ctx, grid, errors, families, method=mth, N=N)
-        out.update({f"{m}-{mth}": per_arm[grid.key(m)] for m in MEASURES})
-    return out
+            errors[f"{m}-{mth}"] = relative_mse(c @ basis(m, N, positions(L, f.device), s).T, f)
+    return measure(ctx, ctx.grid(discretised(), N=N), errors, families)
 
 
 def run(cfg, ctx) -> dict:
