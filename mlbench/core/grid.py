@@ -27,10 +27,11 @@ from mlbench.core.verdict import Censored
 
 def arm_key(name: str, **coords: Any) -> str:
     """The measurement key of an arm at some coordinates: `arm_key("unscaled", d=64)` is
-    "unscaled@d64". The run and its claims build keys with this one function."""
+    "unscaled@d64", `arm_key("legs", method="zoh")` is "legs@method=zoh" (text values get an
+    "="). The run and its claims build keys with this one function."""
     if not coords:
         return name
-    return name + "@" + ",".join(f"{k}{v}" for k, v in coords.items())
+    return name + "@" + ",".join(f"{k}={v}" if isinstance(v, str) else f"{k}{v}" for k, v in coords.items())
 
 
 @dataclass(frozen=True)
