@@ -145,3 +145,32 @@ def test_full_fp16_on_cpu_is_refused_before_anything_is_written(results):
     res = invoke("run", "fp16-mixed", "--profile", "full", "--device", "cpu", "--results", results)
     assert res.exit_code == 2 and "needs --device cuda" in res.output.replace("\n", " ")
     assert not (results / "fp16-mixed").exists()
+
+
+@pytest.mark.parametrize("item, message", [
+    ("lr=nan", "'lr' must be a finite number"),
+    ("lr=1e400", "'lr' must be a finite number"),
+    ("lr=-1", "'lr' must be >= 0"),
+    ("steps=0", "'steps' must be >= 1"),
+    ("head_dims=16,0", "'head_dims' must be >= 1"),
+    ("threshold=1.5", "'threshold' must be in [0, 1]"),
+])
+def test_out_of_range_and_non_finite_values_are_refused_before_anything_runs(item, message, results):
+    res = invoke("run", "attn-scaling", "--set", item, "--results", results)
+    assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert not results.exists()
+
+
+def test_show_and_report_never_import_torch(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom cli.main import app\n"
+            "for args in (['show', 'attn-scaling'], ['list'], ['report', '--results', sys.argv[1]]):\n"
+            "    assert CliRunner().invoke(app, args).exit_code in (0, 2), args\n"
+            "heavy = [m for m in ('torch', 'accelerate', 'datasets', 'scipy', 'matplotlib') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    (tmp_path / "r").mkdir()
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
