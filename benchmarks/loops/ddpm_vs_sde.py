@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import tempfile
 
 from benchmarks.loops import context, row
@@ -24,12 +23,14 @@ def run(repeats: int) -> dict:
             train(cfg, context(tmp, "ddpm-vs-sde", seeds), data)
 
     def minimal():  # without the loss record, divergence watch, ctx.log, progress or checkpoints
-        params = {k: v.requires_grad_(True) for k, v in init_params(cfg, data.shape[-1], ctx.generators("init")).items()}
-        moments = {n: (torch.zeros_like(p), torch.zeros_like(p)) for n, p in params.items()}
+        init = init_params(cfg, data.shape[-1], ctx.generators("init"))
+        params = {k: v.requires_grad_(True) for k, v in init.items()}
+        opt = torch.optim.Adam(params.values(), lr=cfg.lr)
+        decay = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.train_steps)
         gens = ctx.generators("train-batches")
-        for step in range(cfg.train_steps):
-            lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.train_steps))
-            train_step(params, moments, cfg, training_batch(cfg, data, gens), step, lr)
+        for _ in range(cfg.train_steps):
+            train_step(params, opt, cfg, training_batch(cfg, data, gens))
+            decay.step()
         return params
 
     threads = torch.get_num_threads()  # the runner pins the experiment's THREADS; so do both loops here

@@ -7,25 +7,32 @@ import math
 import torch
 
 from mlbench.core.grid import arm_key
-from mlbench.core.plotting import figure
+from mlbench.core.plotting import curves, figure
+from mlbench.core.tables import mean_ci_cells
 from mlbench.core.verdict import mean, mean_ci
 from mlbench.exps.ddpm_vs_sde import CHAIN_STEPS, SAMPLERS
 from mlbench.exps.ddpm_vs_sde.sde import ddpm_alpha_bar, log_alpha, marginal_prob
 
+LABELS = {"mmd": "MMD to fresh data", "sw2": "sliced Wasserstein-2 to fresh data",
+          "mode_std": "per-mode std (true 0.1)"}
+
+
+def quality_row(m: dict, key: str, extra: tuple) -> dict:
+    r = m[key]
+    return {**mean_ci_cells("mmd", r["mmd"]), **{q: mean(r[q]) for q in ("mmd_over_floor", *extra)}}
+
 
 def report(cfg, ctx, m: dict, marg: list, points: dict, losses: list) -> None:
     extra = ("sw2", "mode_std") if cfg.dataset == "8gaussians" else ("sw2",)
-    rows = []
-    grid = [(s, n, n // SAMPLERS[s], arm_key(s, nfe=n)) for s in cfg.samplers for n in sorted(cfg.nfe_grid)]
-    for name, nfe, steps, key in grid + [("ode-rk45", mean(m["ode-rk45"]["nfe"]), "adaptive", "ode-rk45"),
-                                         ("fresh data (floor)", "-", "-", "data-floor")]:
-        ci = mean_ci(m[key]["mmd"])
-        rows.append({"sampler": name, "nfe": nfe, "steps": steps, "mmd": ci.mean, "mmd_ci_low": ci.low,
-                     "mmd_ci_high": ci.high, "mmd_over_floor": mean(m[key]["mmd_over_floor"]),
-                     **{q: mean(m[key][q]) for q in extra}})
-    ctx.table(rows, title=f"{cfg.dataset}: MMD of {cfg.n_eval} samples to fresh data vs network evaluations (mean, "
-              f"95% CI over {len(ctx.seeds)} seeds; floor: fresh data vs data; sw2 = sliced W2"
-              + ("; mode_std true value 0.1)" if cfg.dataset == "8gaussians" else ")"))
+    rows = [{"sampler": s, "nfe": n, "steps": n // SAMPLERS[s], **quality_row(m, arm_key(s, nfe=n), extra)}
+            for s in cfg.samplers for n in sorted(cfg.nfe_grid)]
+    rows.append({"sampler": "ode-rk45", "nfe": mean(m["ode-rk45"]["nfe"]), **quality_row(m, "ode-rk45", extra)})
+    rows.append({"sampler": "data", **quality_row(m, "data-floor", extra)})
+    modes = "; mode_std: per-mode std (true 0.1)" if "mode_std" in extra else ""
+    ctx.table(rows, title=f"{cfg.dataset}: quality of {cfg.n_eval} samples vs network evaluations (nfe), mean over "
+              f"{len(ctx.seeds)} seeds (mmd with its 95% CI). mmd: MMD to fresh data; mmd_over_floor: MMD in units "
+              f"of the noise floor (row 'data': fresh data vs data); sw2: sliced Wasserstein-2{modes}; steps: "
+              "sampler steps (ode-rk45: adaptive)")
     alpha_bar = ddpm_alpha_bar(1000, cfg)
     table = []
     for j, i in enumerate(CHAIN_STEPS):
@@ -54,11 +61,13 @@ def _plot_quality(cfg, ctx, m: dict, metrics: tuple) -> None:
             cis = [mean_ci(m[arm_key(name, nfe=n)][metric]) for n in grid]
             err = [[c.mean - c.low for c in cis], [c.high - c.mean for c in cis]]
             a.errorbar(grid, [c.mean for c in cis], yerr=err, marker="o", capsize=3, label=name)
-        a.plot([mean(m["ode-rk45"]["nfe"])], [mean(m["ode-rk45"][metric])], "k*", ms=12, label="ode-rk45")
-        a.axhline(mean(m["data-floor"][metric]), color="grey", ls=":", label="fresh data (floor)")
-        a.set(xscale="log", yscale="log", xlabel="network evaluations (NFE)", ylabel=metric,
-              title=f"{metric} vs NFE ({len(ctx.seeds)} seeds, 95% CI)")
+        a.plot([mean(m["ode-rk45"]["nfe"])], [mean(m["ode-rk45"][metric])], "k*", ms=12, label="ode-rk45 (adaptive)")
+        a.axhline(mean(m["data-floor"][metric]), color="grey", ls=":", label="fresh data (noise floor)")
+        a.set(xscale="log", yscale="log", xlabel="network evaluations (NFE)", ylabel=LABELS[metric])
+        a.set_xticks(grid, [str(n) for n in grid])
+        a.set_xticks([], minor=True)
     ax[0][0].legend(fontsize=8)
+    fig.suptitle(f"{cfg.dataset}: sample quality vs NFE (mean and 95% CI over {len(ctx.seeds)} seeds)")
     fig.tight_layout()
     ctx.plot("quality_vs_nfe", fig)
 
@@ -71,7 +80,11 @@ def _plot_samples(cfg, ctx, points: dict) -> None:
         for a, (key, title) in zip(ax[row], [first] + [(arm_key(s, nfe=nfe), f"{s}, NFE {nfe}") for s in cfg.samplers]):
             a.scatter([p[0] for p in points[key]], [p[1] for p in points[key]], s=2, alpha=0.5)
             a.set_title(title, fontsize=8)
-    ax[0][0].set(xlim=(-3, 3), ylim=(-3, 3))
+    for a in ax[1]:
+        a.set_xlabel("x₁")
+    for a in (ax[0][0], ax[1][0]):
+        a.set_ylabel("x₂")
+    fig.suptitle(f"{cfg.dataset}: samples of seed 0 (top: NFE {lo}, bottom: NFE {hi})")
     fig.tight_layout()
     ctx.plot("samples", fig)
 
@@ -84,13 +97,15 @@ def _plot_marginals(cfg, ctx, marg: list, losses: list) -> None:
     ax[0][0].plot(t, (1 - alpha**2).sqrt(), label="SDE σ(t)")
     ax[0][0].plot(i / 1000, ab[i - 1].sqrt(), "o", ms=3, label="DDPM sqrt(ᾱ_i)")
     ax[0][0].plot(i / 1000, (1 - ab[i - 1]).sqrt(), "s", ms=3, label="DDPM sqrt(1 − ᾱ_i)")
-    ax[0][0].set(xlabel="t = i/N", title="forward marginals (N=1000)")
+    ax[0][0].set(xlabel="time t = i/N", ylabel="mean coefficient and noise std", title="forward marginals (N=1000)")
     ax[0][0].legend(fontsize=8)
     ax[0][1].loglog(cfg.marginal_steps, marg[0]["max_abs_err"], "o-")
     ax[0][1].set(xlabel="DDPM steps N", ylabel="max |ᾱ_i − α(i/N)²|", title="discretisation error, O(1/N)")
-    for k in ctx.seeds:
-        ax[0][2].plot([r[0] for r in losses], [r[1 + k] for r in losses], label=f"seed {k}")
-    ax[0][2].set(yscale="log", xlabel="step", ylabel="ε-loss", title="training loss")
-    ax[0][2].legend(fontsize=8)
+    per_seed = [list(col) for col in zip(*(r[1:] for r in losses))]  # seeds x record steps
+    curves(ax[0][2], [r[0] for r in losses], {"mean over seeds": per_seed} if losses else {}, xlabel="training step",
+           ylabel="denoising loss ‖ε_θ − ε‖²",
+           title="training loss (thin lines: seeds)" if losses else "not trained (negative control)")
+    if losses:
+        ax[0][2].set_yscale("log")
     fig.tight_layout()
     ctx.plot("marginals", fig)

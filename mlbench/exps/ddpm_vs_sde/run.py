@@ -7,7 +7,6 @@ import math
 
 import torch
 
-from mlbench.core.grid import arm_key
 from mlbench.data import toy2d
 from mlbench.exps.ddpm_vs_sde import SAMPLERS, marginal_arm
 from mlbench.exps.ddpm_vs_sde.metrics import evaluator, quality
@@ -35,17 +34,18 @@ def train(cfg, ctx, data) -> dict:
     grid = ctx.grid((TRAIN,))
     init = init_params(cfg, data.shape[-1], ctx.generators("init"))
     params = {k: v.to(ctx.device).requires_grad_(True) for k, v in init.items()}
-    moments = {n: (torch.zeros_like(p), torch.zeros_like(p)) for n, p in params.items()}
-    gens = ctx.generators("train-batches")
     steps = 0 if cfg.negative_control else cfg.train_steps
+    opt = torch.optim.Adam(params.values(), lr=cfg.lr)
+    decay = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)  # lr·½(1 + cos(π step/steps))
+    gens = ctx.generators("train-batches")
     losses = []
     for step in ctx.steps(steps, every=100, desc=f"train {len(grid)} ε-networks"):
         if step.last:
             break
-        lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * step.index / steps))
-        loss = train_step(params, moments, cfg, training_batch(cfg, data, gens), step.index, lr)  # (S,)
+        loss = train_step(params, opt, cfg, training_batch(cfg, data, gens))  # (S,)
+        decay.step()
         ctx.watch(grid, step.index, loss=loss)  # NaN/inf: logged as diverged; its samples become NaN
-        if step.evaluate or step.index == steps - 1:
+        if step.evaluate or step.index == steps - 1:  # the last trained step's loss too
             losses.append([step.index, *loss.tolist()])
             ctx.log_models(grid, step.index, loss=losses[-1][1:])
     ctx.save_models(grid, params, name=lambda m: checkpoint_name(grid.seed_of(m)),
@@ -60,18 +60,19 @@ def load_params(ctx) -> dict:
 
 
 def sample_at(nfe: int, cfg, ctx, params, x_T, ev: dict, keep: int) -> dict:
-    """Every sampler at one NFE budget: measurements per sampler and seed, each sampler's steps, and
-    `keep` points of seed 0 for the scatter. Ancestral, EM and the PC predictor with the same
-    number of steps share their noise (common random numbers)."""
+    """Every sampler at one NFE budget: quality per sampler and seed (logged, and as measurements)
+    and `keep` points of seed 0 per sampler for the scatter. Ancestral, EM and the PC predictor
+    with the same number of steps share their noise (common random numbers)."""
     grid = ctx.grid(cfg.samplers, nfe=nfe)
-    score, qual, steps, points = score_fn(params, cfg), {}, {}, {}
-    for name in grid.arms:
-        k = nfe // SAMPLERS[name]
+    steps = {name: nfe // SAMPLERS[name] for name in grid.arms}
+    score, qual, points = score_fn(params, cfg), {}, {}
+    for name, k in steps.items():
         with torch.no_grad():
             x = sample(name, score, x_T, k, cfg, ctx.generators(f"noise-K{k}"), ctx.generators(f"corrector-K{k}"))
-        qual[name], steps[name], points[name] = quality(cfg, x, ev), k, x[0, :keep].tolist()
+        qual[name], points[grid.key(name)] = quality(cfg, x, ev), x[0, :keep].tolist()
     per_model = {q: grid.build(lambda arm, q=q: qual[arm][q]) for q in qual[grid.arms[0]]}  # (M,) each
-    return {"measurements": grid.measurements(**per_model), "steps": steps, "points": points}
+    ctx.log_models(grid, steps=grid.per_arm(steps), **per_model)
+    return {"measurements": grid.measurements(**per_model), "points": points}
 
 
 def marginal_measurements(cfg, marg: list) -> dict:
@@ -103,11 +104,8 @@ def run(cfg, ctx) -> dict:
     points = {"data": fresh[0, 0, :keep].tolist()}
     for nfe in ctx.track(sorted(cfg.nfe_grid), "sample (NFE grid)"):
         res = ctx.unit(f"sample-nfe{nfe}", lambda nfe=nfe: sample_at(nfe, cfg, ctx, params, x_T, ev, keep))
-        for name in cfg.samplers:
-            key = arm_key(name, nfe=nfe)
-            m[key], points[key] = res["measurements"][key], res["points"][name]
-            for i, k in enumerate(ctx.seeds):
-                ctx.log(arm=key, seed=k, nfe=nfe, steps=res["steps"][name], **{q: v[i] for q, v in m[key].items()})
+        m.update(res["measurements"])
+        points.update(res["points"])
 
     def adaptive():
         x, nfe = rk45(params, x_T, cfg)

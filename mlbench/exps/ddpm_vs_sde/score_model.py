@@ -1,7 +1,8 @@
 """The ε-network ε_θ(x, t), its score s = −ε_θ/σ(t), and the simple denoising loss it trains on.
 
 S networks (one per seed) are stacked along a leading dimension and evaluated with `bmm`; they
-share no weights, so the sum of their losses gives each its own gradient.
+share no weights, so the sum of their losses gives each its own gradient, and one elementwise
+optimiser (Adam) over the stacked tensors is S independent optimisers.
 """
 
 from __future__ import annotations
@@ -70,23 +71,10 @@ def denoising_loss(params: dict, cfg, x0, t, z):
     return ((eps_net(params, x_t, t, cfg.time_features) - z) ** 2).mean((1, 2))
 
 
-def adam_step(params: dict, grads: dict, moments: dict, step: int, lr: float,
-              betas: tuple = (0.9, 0.999), eps: float = 1e-8) -> None:
-    """One Adam step (Kingma & Ba; = torch.optim.Adam's defaults), in place. Elementwise, so on
-    stacked weights it is S independent optimisers."""
-    b1, b2 = betas
-    with torch.no_grad():
-        for name, p in params.items():
-            m, v = moments[name]
-            m.mul_(b1).add_(grads[name], alpha=1 - b1)
-            v.mul_(b2).addcmul_(grads[name], grads[name], value=1 - b2)
-            denom = (v / (1 - b2**step)).sqrt_().add_(eps)
-            p.addcdiv_(m, denom, value=-lr / (1 - b1**step))
-
-
-def train_step(params: dict, moments: dict, cfg, batch, step: int, lr: float):
-    """One Adam step on every stacked network at learning rate `lr`; returns the per-network loss (S,)."""
+def train_step(params: dict, opt, cfg, batch):
+    """One optimiser step on every stacked network; returns the per-network loss (S,)."""
     per_seed = denoising_loss(params, cfg, *batch)  # (S,)
-    grads = torch.autograd.grad(per_seed.sum(), list(params.values()))  # seeds share no weights
-    adam_step(params, dict(zip(params, grads)), moments, step + 1, lr)
+    opt.zero_grad(set_to_none=True)
+    per_seed.sum().backward()  # seeds share no weights: each network gets its own gradient
+    opt.step()
     return per_seed.detach()
