@@ -20,53 +20,6 @@ def _ctx(tmp: str, experiment: str, seeds: int):
     return Context(experiment, Path(tmp), list(range(seeds)))
 
 
-def ddpm_vs_sde(repeats: int) -> dict:
-    import torch
-
-    from mlbench.data import toy2d
-    from mlbench.exps import ddpm_vs_sde as exp
-
-    cfg, seeds = exp.Config(), 4  # the quick profile's training unit: 2500 Adam steps, 4 seeds
-    ctx = _ctx("/nonexistent", "ddpm-vs-sde", seeds)  # seeds and generators only: writes nothing
-    data = torch.stack([toy2d.load(cfg.dataset, cfg.n_train, ctx.seed("train-data", k), ctx.cache_dir)
-                        for k in range(seeds)])  # (S, N, 2): built once, outside both timings
-
-    def ours():
-        with tempfile.TemporaryDirectory() as tmp:
-            exp.train(cfg, _ctx(tmp, "ddpm-vs-sde", seeds), data)
-
-    def minimal():  # exp.train's math, without the loss record, ctx.log, progress or checkpoints
-        S, N, D = data.shape
-        params = exp.init_params(cfg, D, [ctx.generator("init", k) for k in range(S)])
-        for p in params.values():
-            p.requires_grad_(True)
-        moments = {n: (torch.zeros_like(p), torch.zeros_like(p)) for n, p in params.items()}
-        gens = [ctx.generator("train-batches", k) for k in range(S)]
-        for step in range(cfg.train_steps):
-            idx = torch.stack([torch.randint(N, (cfg.batch_size,), generator=g) for g in gens])  # (S, B)
-            u = torch.stack([torch.rand(cfg.batch_size, generator=g) for g in gens])
-            t = u**cfg.t_power * (1 - cfg.eps) + cfg.eps
-            z = torch.stack([torch.randn(cfg.batch_size, D, generator=g) for g in gens])  # (S, B, D)
-            la = exp.log_alpha(t, cfg)[..., None]
-            x_t = la.exp() * data.gather(1, idx[..., None].expand(-1, -1, D)) + (-torch.expm1(2 * la)).sqrt() * z
-            loss = ((exp.eps_net(params, x_t, t, cfg.time_features) - z) ** 2).mean((1, 2))  # (S,)
-            grads = torch.autograd.grad(loss.sum(), list(params.values()))
-            # exp's own Adam: torch.optim.Adam (same math) takes its single-tensor path on CPU and
-            # costs ~0.6 s more over 2500 steps (cProfile), which would flatter ours
-            exp.adam_step(params, dict(zip(params, grads)), moments, step + 1,
-                          cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.train_steps)))
-        return params  # the trained ensemble, to check against ours
-
-    # the runner pins the experiment's THREADS; so do both loops here
-    threads = torch.get_num_threads()
-    torch.set_num_threads(exp.THREADS)
-    try:
-        return _row("ddpm-vs-sde", f"train: {seeds} seeds stacked, {cfg.train_steps} steps, B={cfg.batch_size}, "
-                    f"{exp.THREADS} thread", ours, minimal, repeats)
-    finally:
-        torch.set_num_threads(threads)
-
-
 def fp16_mixed(repeats: int) -> dict:
     import torch
     import torch.nn.functional as F
@@ -171,9 +124,10 @@ def _row(name: str, what: str, ours: Callable, minimal: Callable, repeats: int) 
 
 # hippo-memory has no training loop (its memories are closed-form linear recurrences)
 from benchmarks.loops import attn_scaling as _attn  # noqa: E402  (TODO(kit): one module per experiment)
+from benchmarks.loops import ddpm_vs_sde as _ddpm  # noqa: E402
 
 LOOPS: dict[str, Callable[[int], dict]] = {"attn-scaling": _attn.run, "adam-vs-adamw": adam_vs_adamw,
-                                             "ddpm-vs-sde": ddpm_vs_sde, "fp16-mixed": fp16_mixed}
+                                             "ddpm-vs-sde": _ddpm.run, "fp16-mixed": fp16_mixed}
 
 
 def run(repeats: int = 3) -> list[dict]:
