@@ -19,8 +19,8 @@ Shows (Katharopoulos et al. 2020, "Transformers are RNNs", §3; seed documents 0
 
 How it is timed: "seeds" are independent repeats with fresh random tensors. Torch runs at one
 thread and on CPU each call is timed with the thread's CPU clock, which does not count the time
-the scheduler gives to other processes on this shared machine (wall clock with a device sync on
-CUDA). Steps are timed in alternating blocks (softmax block, RNN block, several times) with
+the scheduler gives to other processes on this shared machine (the process's CPU clock at more
+threads, as a sweep runs it; wall clock with a device sync on CUDA). Steps are timed in alternating blocks (softmax block, RNN block, several times) with
 warm-ups, median per repeat: timed call by call right after a 64k softmax step, the RNN step
 ran 2× slower because the softmax step had evicted its state from the cache. Claims are judged
 on log-log slopes over an 8-64× range and on ratios of ~100×, which load cannot flip.

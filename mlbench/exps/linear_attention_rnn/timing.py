@@ -2,7 +2,8 @@
 
 - The clock: on CPU at one torch thread, the calling thread's CPU time (all of torch's work runs
   in it): time the scheduler gives to other processes is not counted, page faults and cache
-  misses are. With more threads, wall time. On CUDA, wall time between two device syncs.
+  misses are. With more threads, the process's CPU time (the work of all of them; wall time
+  under load swings by more than the effects measured). On CUDA, wall time between two syncs.
 - Blocks: each arm runs `warmup` untimed calls, then its timed calls, and the arms alternate
   block by block, so a change in load hits both and each block starts with warm caches.
 - Each repeat reports the median of its timed calls; verdicts use the spread over repeats.
@@ -32,7 +33,7 @@ def clock(device: torch.device) -> tuple[str, Callable[[], int]]:
         return "wall (CUDA synced)", now
     if torch.get_num_threads() == 1:
         return "thread CPU time", time.thread_time_ns
-    return "wall", time.perf_counter_ns
+    return f"process CPU time, {torch.get_num_threads()} threads", time.process_time_ns
 
 
 def time_calls(fn: Callable[[], object], calls: int, warmup: int, now: Callable[[], int]) -> list[int]:
