@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from helpers import InterruptAt
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -152,7 +151,7 @@ def test_quick_profile_verdicts(run_once):
     assert verdicts == {"rnn": "reproduced", "linear-time": "reproduced", "associativity": "reproduced",
                         "4000x": "inconclusive"}
     ratio = summary["measurements"]["speedup@t65536"]["ratio"]
-    assert min(ratio) > 30  # one attention layer's step at 64k; the pilot measured ~120x by wall clock
+    assert min(ratio) > 30  # one attention layer's step at 64k: ~400x by thread CPU time on the 2-core CPU
 
 
 @pytest.mark.slow

@@ -78,7 +78,7 @@ def _decode(cfg, ctx, m: dict, clock_name: str) -> None:
          xlabel="position t (tokens already generated)", ylabel=f"time of one step, µs ({clock_name})",
          title="per-token cost of generation")
     by_x(ax[0][1], pos, {"softmax / RNN": [m[arm_key("speedup", t=t)]["ratio"] for t in pos]},
-         xlabel="position t", ylabel="step-time ratio, softmax / RNN", title="RNN advantage grows with t")
+         xlabel="position t", ylabel="step-time ratio, softmax / RNN", title="how many RNN steps one softmax step buys")
     ax[0][1].axhline(MIN_RATIO, color="grey", ls=":", lw=1, label=f"claim at largest t: ≥ {MIN_RATIO:g}×")
     ax[0][1].axhline(1.0, color="black", lw=0.6)
     ax[0][1].legend(fontsize="small")
@@ -86,7 +86,7 @@ def _decode(cfg, ctx, m: dict, clock_name: str) -> None:
         a.set_xscale("log", base=2)
         a.set_yscale("log")
     if cfg.negative_control:
-        fig.suptitle(f"negative control: short contexts only ({CONTROL_POSITIONS[0]}–{CONTROL_POSITIONS[-1]})")
+        fig.suptitle(f"negative control: short contexts only ({CONTROL_POSITIONS[0]}–{CONTROL_POSITIONS[-1]})", y=1.04)
     ctx.plot("decode", fig)
 
 
