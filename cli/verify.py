@@ -27,8 +27,13 @@ def verify(run_dir: Path = typer.Argument(..., help="A run folder, e.g. results/
     if as_json:
         typer.echo(json.dumps({"outcome": result.outcome, "max_deviation": result.max_deviation,
                                "tolerance": result.tolerance, "where": result.where,
-                               "differences": result.differences}, indent=2))
-    elif result.outcome == "bitwise":
+                               "differences": result.differences, "timed": result.timed}, indent=2))
+        if not result.ok:
+            raise typer.Exit(1)
+        return
+    if result.timed:
+        console.print(f"[dim]measured timings, compared by verdict only: {escape(', '.join(result.timed))}[/]")
+    if result.outcome == "bitwise":
         console.print("[bold green]bitwise[/]: every compared file (metrics, tables, summary, checkpoints) "
                       "is byte-identical")
     elif result.outcome == "tolerance":

@@ -34,6 +34,7 @@ class Verification:
     tolerance: float
     differences: list[str] = field(default_factory=list)  # the first differing place first
     where: str = ""  # the place of the largest deviation
+    timed: list[str] = field(default_factory=list)  # compared by verdict only: measured timings
 
     @property
     def ok(self) -> bool:
@@ -129,7 +130,9 @@ def verify(run_dir: Path, progress: Progress | None = None) -> Verification:
     try:
         spec = spec_from_run(run_dir, tmp)
         rerun = runner.execute(spec, progress=progress).run_dir
-        return compare(run_dir, rerun, float(getattr(spec.module, "VERIFY_TOLERANCE", 1e-6)))
+        return compare(run_dir, rerun, float(getattr(spec.module, "VERIFY_TOLERANCE", 1e-6)),
+                       timed_files=tuple(getattr(spec.module, "TIMED_FILES", ())),
+                       timed_metrics=tuple(getattr(spec.module, "TIMED_METRICS", ())))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -204,15 +207,39 @@ def _compare_tensors(a: Path, b: Path, name: str, diff: _Diff) -> None:
             diff.number(float(x[i]), float(y[i]), f"{name} tensor {k}[{i}]")
 
 
-def compare(a: Path, b: Path, tolerance: float) -> Verification:
-    names = [*JSON_FILES, *_table_names(a), *_checkpoint_names(a)]
-    other = {*JSON_FILES, *_table_names(b), *_checkpoint_names(b)}
+def _untimed(summary: Any, timed: tuple[str, ...]) -> Any:
+    """summary.json without what measured timings decide: timed metrics' measurements, and the
+    numbers (not the verdict) of claims that read a timed metric."""
+    if not timed or not isinstance(summary, dict):
+        return summary
+    reads = lambda c: any(k.split(":", 1)[-1] in timed for k in c.get("arms", {}))  # noqa: E731
+    out = dict(summary)
+    out["measurements"] = {arm: {k: v for k, v in ms.items() if k.split(".")[0] not in timed}
+                           for arm, ms in summary.get("measurements", {}).items()}
+    out["claims"] = [{"id": c.get("id"), "verdict": c.get("verdict")} if reads(c) else c for c in summary["claims"]]
+    out["headline"] = {k: v for k, v in summary.get("headline", {}).items() if k == "claim"} \
+        if summary.get("claims") and reads(summary["claims"][0]) else summary.get("headline")
+    return out
+
+
+def compare(a: Path, b: Path, tolerance: float, *, timed_files: tuple[str, ...] = (),
+            timed_metrics: tuple[str, ...] = ()) -> Verification:
+    """Compare run folders a (stored) and b (rerun). Files in `timed_files` are skipped and
+    claims that read `timed_metrics` are compared by verdict only: measured timings differ
+    from run to run by nature."""
+    names = [n for n in (*JSON_FILES, *_table_names(a), *_checkpoint_names(a)) if n not in timed_files]
+    other = {n for n in (*JSON_FILES, *_table_names(b), *_checkpoint_names(b)) if n not in timed_files}
     missing = sorted(set(names) ^ other)
+    timed = [*timed_files, *(f"metric {m}" for m in timed_metrics)]
     if missing:
-        return Verification("differs", math.inf, tolerance, [f"file sets differ: {', '.join(missing)}"])
+        return Verification("differs", math.inf, tolerance, [f"file sets differ: {', '.join(missing)}"], timed=timed)
     differing = [n for n in names if (a / n).read_bytes() != (b / n).read_bytes()]
+    if timed_metrics and "summary.json" in differing:
+        sa, sb = (_untimed(store.read_json(d / "summary.json"), timed_metrics) for d in (a, b))
+        if sa == sb:
+            differing.remove("summary.json")
     if not differing:
-        return Verification("bitwise", 0.0, tolerance)
+        return Verification("bitwise", 0.0, tolerance, timed=timed)
     diff = _Diff(tolerance)
     for n in differing:
         if n.endswith(".csv"):
@@ -223,7 +250,8 @@ def compare(a: Path, b: Path, tolerance: float) -> Verification:
             docs_a, docs_b = _read_jsonl(a / n), _read_jsonl(b / n)
             _compare_json(docs_a, docs_b, n, diff)
         else:
-            _compare_json(store.read_json(a / n), store.read_json(b / n), n, diff)
+            _compare_json(_untimed(store.read_json(a / n), timed_metrics),
+                          _untimed(store.read_json(b / n), timed_metrics), n, diff)
     outcome = "tolerance" if not diff.fails else "differs"
     notes = diff.fails or [f"largest deviation at {diff.where}"]
-    return Verification(outcome, diff.max_dev, tolerance, notes, diff.where)
+    return Verification(outcome, diff.max_dev, tolerance, notes, diff.where, timed=timed)
