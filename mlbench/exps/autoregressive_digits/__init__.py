@@ -48,6 +48,8 @@ from mlbench.core.verdict import (INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Clai
                                   Paper, mean_ci)
 
 VERSION = 1
+THREADS = 1  # measured on a loaded 2-core CPU: quick run 22.7 s CPU at 1 thread, 24.3 s at 2 (no faster);
+# one thread also makes the bytes the same on machines with other core counts
 SUMMARY = ("Autoregressive models give exact likelihoods by the chain rule; on binarised digits NADE and MADE "
            "beat the logistic FVSBN, which beats independent pixels.")
 CITATION = ("Frey 1998 (FVSBN); Larochelle & Murray 2011 (NADE); Germain et al. 2015, MADE, Table 6")

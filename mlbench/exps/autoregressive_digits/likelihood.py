@@ -64,11 +64,13 @@ def logit_average_nll(component_logits: list[torch.Tensor], x: torch.Tensor, cou
 
 def jacobian(fn: LogitFn, x: torch.Tensor) -> torch.Tensor:
     """∂logit_d/∂x_j for every member at one input each: x (M, D) -> (M, D, D), [m, d, j].
-    Members are independent, so one backward pass per output d gives row d of every member."""
+    Members are independent, so the backward pass of output d (one-hot d for every member) gives
+    row d of every member; all D rows in one vectorised backward (`is_grads_batched`)."""
+    m, d = x.shape
     x = x.detach().clone().requires_grad_(True)
     logits = fn(x[:, None, :])[:, 0, :]  # (M, D)
-    rows = [torch.autograd.grad(logits[:, d].sum(), x, retain_graph=True)[0] for d in range(x.shape[1])]
-    return torch.stack(rows, 1)
+    rows = torch.eye(d, device=x.device, dtype=logits.dtype)[:, None, :].expand(d, m, d)  # (D, M, D)
+    return torch.autograd.grad(logits, x, grad_outputs=rows, is_grads_batched=True)[0].transpose(0, 1)
 
 
 def not_before(degrees: torch.Tensor) -> torch.Tensor:

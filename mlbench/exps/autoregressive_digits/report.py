@@ -122,7 +122,7 @@ def _plot_nll(cfg, ctx, m: dict, results: dict) -> None:
                   label="mean")
     ax[0][1].axhline(0.0, color="grey", lw=0.8, label="FVSBN")
     ax[0][1].axhline(-cfg.min_gain, color="grey", lw=0.8, ls="--", label=f"−{cfg.min_gain:g} (claimed gain)")
-    ax[0][1].set_xticks(xs, [lab.replace(", ", "\n", 1) for _, lab in keys], fontsize="small")
+    ax[0][1].set_xticks(xs, [lab.replace(", ", "\n") for _, lab in keys], fontsize="small" if len(keys) < 5 else "x-small")
     ax[0][1].set_xlim(-0.5, len(keys) - 0.5)
     ax[0][1].set(ylabel="test NLL − FVSBN's (nats per image)", title="test NLL relative to the FVSBN, per seed")
     ax[0][1].legend(fontsize="small")
@@ -149,11 +149,11 @@ def _plot_samples(cfg, ctx, m: dict, results: dict, data) -> None:
     samples = {k: v for r in results.values() for k, v in r["samples"].items()}
     rows = [("test images", data["test"][0, :n].cpu().tolist()), ("independent", samples["independent"])]
     rows += [(label, samples[key]) for key, label in _shown(cfg, m)]
-    fig, ax = figure(len(rows), 1, width=0.45 * cols + 1.5, height=0.45 * math.ceil(n / cols) + 0.35)
+    fig, ax = figure(len(rows), 1, width=0.45 * cols, height=0.45 * math.ceil(n / cols) + 0.1)
     for a, (label, imgs) in zip(ax[:, 0], rows):
         a.imshow(_mosaic(imgs, side, cols), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
         a.set_axis_off()
-        a.set_title(label, fontsize="small", loc="left")
+        a.text(-0.02, 0.5, label, transform=a.transAxes, ha="right", va="center", fontsize="small")
     fig.suptitle("Ancestral samples, one pixel at a time (first seed)" +
                  (" — negative control" if cfg.negative_control else ""))
     ctx.plot("samples", fig)
@@ -162,9 +162,13 @@ def _plot_samples(cfg, ctx, m: dict, results: dict, data) -> None:
 def _plot_jacobians(cfg, ctx, m: dict, results: dict) -> None:
     patterns = {k: v for r in results.values() for k, v in r.get("jacobian", {}).items()}
     shown = _shown(cfg, m)
-    fig, ax = figure(1, len(shown), width=3.8, height=3.6)
-    fig.subplots_adjust(wspace=0.35)
-    for a, (key, label) in zip(ax[0], shown):
+    cols = min(len(shown), 4)
+    fig, ax = figure(math.ceil(len(shown) / cols), cols, width=3.8, height=3.6)
+    fig.subplots_adjust(wspace=0.35, hspace=0.45)
+    panels = [a for row in ax for a in row]
+    for a in panels[len(shown):]:
+        a.set_axis_off()
+    for a, (key, label) in zip(panels, shown):
         a.imshow(patterns[key], cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
         a.set(xlabel="input pixel j", ylabel="output logit d",
               title=f"{label}\nviolations: {int(sum(m[key]['jacobian_violations']))}")

@@ -35,10 +35,16 @@ def minibatches(train: torch.Tensor, gens: list[torch.Generator], batch_size: in
         yield torch.gather(train, 1, idx)
 
 
+EVAL_CHUNK = 300  # images per evaluation pass: NADE's (M, B, D, H) activations stay bounded
+
+
 @torch.no_grad()
-def mean_nll(fam: Family, params, x: torch.Tensor) -> torch.Tensor:
-    """(M,) mean NLL per image of each member on its seed's images x (S, N, D)."""
-    return fam.eval_nll(params, fam.grid.repeat(x)).mean(1)
+def mean_nll(fam: Family, params, x: torch.Tensor, score=None) -> torch.Tensor:
+    """(M,) mean NLL per image of each member on its seed's images x (S, N, D); `score`
+    (default: the exact NLL) may be another per-image score."""
+    score = score or fam.eval_nll
+    parts = [score(params, fam.grid.repeat(x[:, i:i + EVAL_CHUNK])) for i in range(0, x.shape[1], EVAL_CHUNK)]
+    return torch.cat(parts, 1).mean(1)
 
 
 def fit(cfg, ctx, fam: Family, data) -> dict:
@@ -114,8 +120,7 @@ def train_family(cfg, ctx, data, fam: Family) -> dict:
     samples = draw_samples(fam, best, u)
     extra = {}
     if fam.counts is not None:  # several masks: the invalid logit average, shown beside the mixture
-        with torch.no_grad():
-            extra["test_nll_logit_average"] = fam.logit_average_nll(best, grid.repeat(data["test"])).mean(1)
+        extra["test_nll_logit_average"] = mean_nll(fam, best, data["test"], fam.logit_average_nll)
     measurements = grid.measurements(
         test_nll=mean_nll(fam, best, data["test"]), val_nll=mean_nll(fam, best, data["val"]),
         train_nll=mean_nll(fam, best, data["train"]), **extra, best_epoch=fitted["best_epoch"].float(),
