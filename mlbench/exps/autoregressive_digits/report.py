@@ -49,16 +49,20 @@ def report(cfg, ctx, m: dict, results: dict, data) -> None:
         r = m[key]
         gap = [a - b for a, b in zip(r["test_nll"], m["fvsbn"]["test_nll"])]
         rows.append({"model": label, "arm": key, "parameters": params, "epoch_budget": epochs,
+                     "epochs_run": mean(r["epochs_run"]) if "epochs_run" in r else 0,
                      "best_epoch": mean(r["best_epoch"]) if "best_epoch" in r else 0,
                      **mean_ci_cells("test_nll", r["test_nll"]), "bits_per_pixel": mean(r["test_nll"]) / (d * math.log(2)),
                      **mean_ci_cells("minus_fvsbn", gap), "train_nll": mean(r["train_nll"]),
                      "jacobian_violations": sum(r.get("jacobian_violations", [0.0])),
                      "context_nonzero": mean(r.get("jacobian_context_nonzero", [0.0])),
                      "paper_mnist_nll": paper_figure(cfg, key)[1]})
-    ctx.table(rows, title=f"Test NLL, nats per image ({d} binary pixels), mean and 95% CI over {len(m['fvsbn']['test_nll'])} "
-              f"seeds, at each model's best validation epoch (epoch 0 = the independent model); minus_fvsbn = "
-              f"model − FVSBN, paired; jacobian_violations = nonzero ∂logit_d/∂x_j for j not before d, summed over "
-              f"seeds; context_nonzero = nonzero entries below it (the model uses its context); paper_mnist_nll = the paper's binarised-MNIST figure (784 pixels: not comparable)"
+    seeds = len(m["fvsbn"]["test_nll"])
+    ctx.table(rows, title=f"Test NLL, nats per image ({d} binary pixels), mean and 95% CI over {seeds} seeds, at "
+              f"each model's best validation epoch (epoch 0 = the independent model; epochs_run < epoch_budget: "
+              f"stopped after {cfg.patience} epochs without improvement); minus_fvsbn = model − FVSBN, paired; "
+              f"jacobian_violations = nonzero ∂logit_d/∂x_j for j not before d, summed over seeds; context_nonzero = "
+              f"nonzero entries below it (the model uses its context); paper_mnist_nll = the paper's "
+              f"binarised-MNIST figure (784 pixels: not comparable)"
               + (" — negative control: pixel columns permuted" if cfg.negative_control else ""))
     _l2_table(cfg, ctx, m)
     _paper_table(cfg, ctx, m, d)
