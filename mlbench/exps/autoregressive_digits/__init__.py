@@ -98,6 +98,9 @@ class Config:
     def validate(self) -> None:
         if self.train_size + self.val_size >= N_IMAGES:
             raise ValueError(f"train_size + val_size must leave test images (< {N_IMAGES})")
+        for name in ("fvsbn_l2", "nade_hidden", "made_layers", "made_masks"):
+            if len(set(getattr(self, name))) != len(getattr(self, name)):
+                raise ValueError(f"{name} must not repeat a value (one model each)")
 
 
 def nade_key(cfg: Config, hidden: int | None = None) -> str:
