@@ -9,13 +9,13 @@ from typing import Any
 
 from mlbench.core.errors import RunStoreError
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=@+-]{0,120}$")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=@+,-]{0,120}$")
 
 
 def safe_name(name: str, what: str = "name") -> str:
     """Names become file names: no separators, no leading dot, nothing that escapes a folder."""
     if not _SAFE_NAME.match(name) or ".." in name:
-        raise ValueError(f"invalid {what} {name!r}: use letters, digits and _ . = @ + -")
+        raise ValueError(f"invalid {what} {name!r}: use letters, digits and _ . = @ + , -")
     return name
 
 
