@@ -8,12 +8,16 @@ import pytest
 import torch
 
 import mlbench
+from mlbench.core.grid import Grid
 from mlbench.exps import adam_vs_adamw as exp
+from mlbench.exps.adam_vs_adamw import mlp, optimisers, selection
 
 
 def _grid_models(cfg):
-    """(optimiser, α, λ) of every model in grid_hypers' order (one seed)."""
-    return [(o, a, lam) for o in exp.OPTIMISERS for a in cfg.lrs for lam in exp.lam_grid(cfg, o)]
+    """(optimiser, α, λ) of every model of a one-seed grid, in member order."""
+    grid = exp.cell_grid(cfg, [0])
+    by_key = {exp.cell_key(*c): c for c in exp.cells(cfg)}
+    return grid, [by_key[arm] for _, arm, _ in grid.members()]
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-14), (torch.float32, 1e-6)])
@@ -22,39 +26,39 @@ def test_every_grid_model_steps_like_torch_adam_or_adamw(dtype, tol):
     for Adam+L2, AdamW(weight_decay=λ_torch) and AdamW(weight_decay=λ/α) for the paper form."""
     cfg = exp.Config(lrs=(1e-3, 3e-2), wd_l2=(1e-2, 1.0), wd_torch=(0.1, 10.0), wd_paper=(1e-4, 1e-2))
     g = torch.Generator().manual_seed(0)
-    models, steps, size = _grid_models(cfg), 8, 30
+    (grid, models), steps, size = _grid_models(cfg), 8, 30
     theta = torch.randn(len(models), size, generator=g, dtype=dtype)
     grads = torch.randn(steps, len(models), size, generator=g, dtype=dtype)
-    hyp = exp.grid_hypers(cfg, 1, "cpu", dtype)
+    hyp = optimisers.grid_hypers(cfg, grid, "cpu", dtype)
     ours, m, v = theta.clone(), torch.zeros_like(theta), torch.zeros_like(theta)
     refs, opts = [], []
     for k, (opt, alpha, lam) in enumerate(models):
         refs.append(theta[k].clone().requires_grad_(True))
-        kw = dict(lr=alpha, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, foreach=False)
-        opts.append(torch.optim.Adam([refs[k]], weight_decay=lam, **kw) if opt == "adam-l2" else
-                    torch.optim.AdamW([refs[k]], weight_decay=lam / alpha if opt == "adamw-paper" else lam, **kw))
+        opts.append(optimisers.torch_namesake(cfg, opt, refs[k], alpha, lam))
     for t in range(1, steps + 1):
-        eta = exp.schedule(t - 1, steps, 2)
+        eta = optimisers.schedule(t - 1, steps, 2)
         for k, (_, alpha, _) in enumerate(models):
             opts[k].param_groups[0]["lr"] = alpha * eta
             refs[k].grad = grads[t - 1, k].clone()
             opts[k].step()
-        exp.adam_step(ours, grads[t - 1], m, v, t, eta * hyp["alpha"], hyp["l2"], eta * hyp["decay"], cfg)
+        optimisers.adam_step(ours, grads[t - 1], m, v, t, eta * hyp["alpha"], hyp["l2"], eta * hyp["decay"], cfg)
     torch.testing.assert_close(ours, torch.stack([r.detach() for r in refs]), rtol=0, atol=tol)
     assert (ours - theta).abs().min() > 0  # it moved
 
 
 def test_step_check_is_exact_and_fails_under_the_negative_control():
     g = lambda: torch.Generator().manual_seed(1)
-    assert max(exp.step_check(exp.Config(), g()).values()) < 1e-12
-    control = exp.step_check(exp.Config(negative_control=True), g())
+    assert max(optimisers.step_check(exp.Config(), g()).values()) < 1e-12
+    control = optimisers.step_check(exp.Config(negative_control=True), g())
     assert control["adam-l2"] < 1e-12 and min(control["adamw-paper"], control["adamw-torch"]) > 1e-6
 
 
 def test_paper_decay_is_torch_decay_with_wd_over_lr_and_l2_has_none():
     cfg = exp.Config(lrs=(1e-3, 1e-2), wd_paper=(1e-4, 1e-3, 1e-2, 1e-1), wd_torch=(0.1, 1.0, 10.0, 100.0))
-    hyp = exp.grid_hypers(cfg, 1, "cpu", torch.float64)
-    per_opt = {o: {k: t.view(3, -1)[i] for k, t in hyp.items()} for i, o in enumerate(exp.OPTIMISERS)}
+    grid = exp.cell_grid(cfg, [0])
+    hyp = optimisers.grid_hypers(cfg, grid, "cpu", torch.float64)
+    per_opt = {o: {k: torch.stack([t[grid.index(exp.cell_key(o, a, lam), 0)] for a in cfg.lrs for lam in exp.lam_grid(cfg, o)])
+                   for k, t in hyp.items()} for o in exp.OPTIMISERS}
     assert per_opt["adam-l2"]["decay"].abs().max() == 0 and per_opt["adamw-paper"]["l2"].abs().max() == 0
     # torch form: decay = α·λ_torch, so λ_torch = 0.1 at α = 1e-3 is the paper's λ = 1e-4
     alphas = per_opt["adamw-torch"]["alpha"]
@@ -72,35 +76,36 @@ def test_effective_decay_is_the_shrink_of_one_steady_state_step():
     l2 = torch.tensor([lam, 0.0], dtype=torch.float64)
     decay = torch.tensor([0.0, lam], dtype=torch.float64)
     p, m, v = theta.clone(), torch.zeros_like(theta), v0.clone()
-    exp.adam_step(p, torch.zeros_like(theta), m, v, t, torch.full((2,), alpha, dtype=torch.float64), l2, decay, cfg)
+    optimisers.adam_step(p, torch.zeros_like(theta), m, v, t, torch.full((2,), alpha, dtype=torch.float64), l2, decay, cfg)
     shrink = (theta - p) / theta
-    torch.testing.assert_close(shrink[0], exp.effective_decay(v0[0], alpha, lam, "adam-l2", cfg.eps), rtol=1e-5, atol=0)
-    torch.testing.assert_close(shrink[1], exp.effective_decay(v0[1], alpha, lam, "adamw-paper", cfg.eps))
+    torch.testing.assert_close(shrink[0], optimisers.effective_decay(v0[0], alpha, lam, "adam-l2", cfg.eps), rtol=1e-5, atol=0)
+    torch.testing.assert_close(shrink[1], optimisers.effective_decay(v0[1], alpha, lam, "adamw-paper", cfg.eps))
     assert shrink[0, 0] > 100 * shrink[0, -1]
 
 
 def test_schedule_is_cosine_with_doubling_restarts():
-    assert exp.schedule(0, 100, 1) == 1.0 and exp.schedule(50, 100, 1) == pytest.approx(0.5)
-    assert exp.schedule(99, 100, 1) < 1e-3
-    etas = [exp.schedule(s, 700, 3) for s in range(700)]  # cycles of 100, 200, 400 steps
+    assert optimisers.schedule(0, 100, 1) == 1.0 and optimisers.schedule(50, 100, 1) == pytest.approx(0.5)
+    assert optimisers.schedule(99, 100, 1) < 1e-3
+    etas = [optimisers.schedule(s, 700, 3) for s in range(700)]  # cycles of 100, 200, 400 steps
     assert [s for s in range(1, 700) if etas[s] > etas[s - 1]] == [100, 300]
     assert etas[100] == etas[300] == 1.0
 
 
 def test_slope_of_best_wd_and_selection_ties():
     cfg = exp.Config(lrs=(1e-3, 1e-2, 1e-1), wd_paper=(1e-4, 1e-3, 1e-2, 1e-1))
-    assert exp.separability_slope(cfg, "adamw-paper", [0, 1, 2]) == pytest.approx(1.0)
-    assert exp.separability_slope(cfg, "adamw-paper", [2, 2, 2]) == pytest.approx(0.0)
-    assert exp._argbest([(1.0, 0.5), (1.0, 0.2), (2.0, 0.0)]) == 1  # equal error: lower loss wins
+    assert selection.separability_slope(cfg, "adamw-paper", [0, 1, 2]) == pytest.approx(1.0)
+    assert selection.separability_slope(cfg, "adamw-paper", [2, 2, 2]) == pytest.approx(0.0)
+    assert selection.argbest([(1.0, 0.5), (1.0, 0.2), (2.0, 0.0)]) == 1  # equal error: lower loss wins
 
 
 def test_population_batch_norm_equals_training_batch_norm_on_the_same_batch():
     cfg = exp.Config(hidden=16)
-    flat = exp.init_params(cfg, [torch.Generator().manual_seed(k) for k in range(2)], 3, "cpu").detach()
-    x = torch.randn(6, 50, 64, generator=torch.Generator().manual_seed(5))
-    params = exp.unflatten(flat, cfg.hidden)
+    grid = Grid(("a", "b", "c"), (0, 1))
+    flat = mlp.init_params(cfg, grid, [torch.Generator().manual_seed(k) for k in range(2)], "cpu").detach()
+    x = torch.randn(len(grid), 50, 64, generator=torch.Generator().manual_seed(5))
+    params = mlp.unflatten(flat, cfg.hidden)
     stats: list = []
-    torch.testing.assert_close(exp.forward(params, x, True, stats), exp.forward(params, x, True), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(mlp.forward(params, x, True, stats), mlp.forward(params, x, True), rtol=1e-4, atol=1e-5)
     assert len(stats) == 2
 
 
@@ -110,7 +115,7 @@ def test_batched_seeds_equal_one_at_a_time(tmp_path):
     for seeds in (1, 2):
         run_dir = mlbench.run("adam-vs-adamw", profile="smoke", seeds=seeds, results=tmp_path, threads=1).run_dir
         grids.append(json.loads((run_dir / "units" / "grid.json").read_text())["result"]["grid"])
-    seed0 = lambda grid, key: [cell[0] for opt in grid[key] for row in opt for cell in row]
+    seed0 = lambda grid, key: [cell[key][0] for cell in grid.values()]
     for key in ("val_err", "test_err"):
         assert seed0(grids[0], key) == seed0(grids[1], key)
     assert seed0(grids[0], "val_loss") == pytest.approx(seed0(grids[1], "val_loss"), rel=1e-5)
