@@ -1,6 +1,8 @@
 """adam-vs-adamw: our batched update vs torch's optimisers, the decay algebra, the selection
 statistics, batching, and the verdicts (quick profile + negative control)."""
 
+import csv
+import io
 import json
 import math
 
@@ -96,6 +98,7 @@ def test_slope_of_best_wd_and_selection_ties():
     assert selection.separability_slope(cfg, "adamw-paper", [0, 1, 2]) == pytest.approx(1.0)
     assert selection.separability_slope(cfg, "adamw-paper", [2, 2, 2]) == pytest.approx(0.0)
     assert selection.argbest([(1.0, 0.5), (1.0, 0.2), (2.0, 0.0)]) == 1  # equal error: lower loss wins
+    assert selection.argbest([(math.nan, math.nan), (50.0, 3.0)]) == 1  # a diverged cell is never the best
 
 
 def test_population_batch_norm_equals_training_batch_norm_on_the_same_batch():
@@ -121,15 +124,35 @@ def test_batched_seeds_equal_one_at_a_time(tmp_path):
     assert seed0(grids[0], "val_loss") == pytest.approx(seed0(grids[1], "val_loss"), rel=1e-5)
 
 
+def test_bad_configs_are_refused_before_anything_runs():
+    from mlbench.core.errors import ConfigError
+    from mlbench.core.spec import resolve
+
+    for bad in ("beta1=1", "eps=0", "hidden=0", "lrs=0.01", "wd_paper=1e-3,1e-3,1e-2,1e-1", "wd_l2=0,1,2,3",
+                "train_size=1000"):
+        with pytest.raises(ConfigError):
+            resolve("adam-vs-adamw", sets=[bad])
+
+
+def test_relative_reduction_averages_to_the_reduction_of_the_mean_error():
+    from mlbench.exps.adam_vs_adamw.run import relative_reduction
+
+    control, treated = [2.0, 1.0, 3.0], [1.0, 1.5, 2.4]
+    assert sum(relative_reduction(control, treated)) / 3 == pytest.approx(100 * (2.0 - 1.6333333333) / 2.0)
+
+
+def test_the_grid_arms_are_the_cells_labelled_by_optimiser():
+    cfg = exp.Config()
+    grid = exp.cell_grid(cfg, range(2))
+    assert len(grid) == 3 * 4 * 4 * 2 and set(grid.labels) == set(exp.OPTIMISERS)
+    m = grid.index(exp.cell_key("adamw-torch", 1e-2, 10.0), 1)
+    assert grid.fields(m) == {"arm": "adamw-torch"} and grid.seed_of(m) == 1
+
+
 # ----------------------------------------------------------------------------- science (quick profile)
-@pytest.fixture(scope="module")
-def quick(tmp_path_factory):
-    # one thread: on a shared 2-core machine two torch threads can run ~8x slower (FACTS.md)
-    return mlbench.run("adam-vs-adamw", results=tmp_path_factory.mktemp("quick"), threads=1)
-
-
 @pytest.mark.slow
-def test_quick_profile_verdicts(quick):
+def test_quick_profile_verdicts(run_once):
+    quick = run_once("adam-vs-adamw")
     verdicts = {c["id"]: c["verdict"] for c in quick.summary["claims"]}
     assert verdicts["mechanism"] == "reproduced"
     # measured: at quick scale the optimisers' differences are within seed noise (see the docstring)
@@ -139,20 +162,33 @@ def test_quick_profile_verdicts(quick):
     assert max(max(m[o]["step_max_abs_diff"]) for o in exp.OPTIMISERS) < 1e-12
     torch_vs_paper = next(c for c in quick.summary["claims"] if c["id"] == "torch-recouples")
     assert torch_vs_paper["effect"] > 0  # PyTorch's λ_torch* moves with α more than the paper form's λ*
+    for claim in exp.claims(exp.Config()):  # the figure put beside the paper's is measured
+        if claim.paper is not None and claim.paper.ours is not None:
+            arm, metric = claim.paper.ours
+            assert all(math.isfinite(v) for v in m[arm][metric])
 
 
 @pytest.mark.slow
-def test_quick_profile_artefacts(quick):
+def test_quick_profile_artefacts_and_divergence(run_once):
+    quick, cfg = run_once("adam-vs-adamw"), exp.Config()
     run_dir = quick.run_dir
     assert {"heatmaps.png", "effective_decay.png"} <= {p.name for p in (run_dir / "plots").iterdir()}
-    assert (run_dir / "table-grid.csv").read_text().count("\n") == 1 + 3 * 16
     assert len(list((run_dir / "checkpoints").glob("*.safetensors"))) == 3 * quick.summary["seeds"]
+    rows = list(csv.DictReader(io.StringIO((run_dir / "table-grid.csv").read_text())))
+    assert len(rows) == 3 * 16
+    # PyTorch's form shrinks θ by α·λ_torch·η_t a step: beyond 2 at η_t ≈ 1, |θ| grows and the model diverges
+    blown = {(r["lr"], r["wd"]) for r in rows if r["optimizer"] == "adamw-torch" and float(r["lr"]) * float(r["wd"]) > 2}
+    diverged = {(r["optimizer"], r["lr"], r["wd"]) for r in rows if int(r["diverged"]) > 0}
+    assert blown and diverged == {("adamw-torch", *cell) for cell in blown}
+    assert all(r["test_error_pct"] == "nan" for r in rows if int(r["diverged"]) > 0)
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert {r["arm"] for r in logged if r.get("diverged")} == {"adamw-torch"}
+    assert not any("train_loss" in r for r in logged if r["step"] == 0)  # no loss before the first step
 
 
 @pytest.mark.slow
-def test_negative_control_reproduces_nothing(tmp_path):
-    summary = mlbench.run("adam-vs-adamw", results=tmp_path, threads=1, sets=["negative_control=true"]).summary
-    assert all(c["verdict"] != "reproduced" for c in summary["claims"])
+def test_negative_control_makes_the_adamw_arms_copies_of_adam_l2(run_once):
+    summary = run_once("adam-vs-adamw", sets=("negative_control=true",)).summary  # verdicts: test_registry
     m = summary["measurements"]
     assert m["adamw-paper"]["best_test_error"] == m["adam-l2"]["best_test_error"]  # exact copies
     assert not math.isnan(summary["claims"][0]["effect"])

@@ -39,5 +39,6 @@ def run(repeats: int) -> dict:
 
     out = row("adam-vs-adamw", f"train_grid: {len(face.cells(cfg))} cells x {seeds} seeds = "
               f"{len(face.cells(cfg)) * seeds} MLPs stacked, {cfg.steps} steps", ours, minimal, repeats)
-    out["same_weights"] = bool(torch.equal(weights["ours"], weights["minimal"]))
+    a, b = weights["ours"], weights["minimal"]
+    out["same_weights"] = bool(((a == b) | (a.isnan() & b.isnan())).all())  # bit for bit; a diverged cell is NaN in both
     return out
