@@ -74,45 +74,6 @@ def fp16_mixed(repeats: int) -> dict:
                 f"census at steps {list(cfg.census_steps)} in both", ours, minimal, repeats)
 
 
-def adam_vs_adamw(repeats: int) -> dict:
-    import torch
-    import torch.nn.functional as F
-
-    from mlbench.exps import adam_vs_adamw as exp
-
-    cfg, seeds = exp.Config(), 4  # the quick profile's grid: 3 optimisers x 4 lr x 4 wd x 4 seeds, 600 steps
-    ctx = _ctx("/nonexistent", "adam-vs-adamw", seeds)  # seeds, generators, the data cache: writes nothing
-    data = exp.load_data(cfg, ctx)  # built once, outside both timings
-
-    def ours():
-        with tempfile.TemporaryDirectory() as tmp:
-            exp.train_grid(cfg, _ctx(tmp, "adam-vs-adamw", seeds), data)
-
-    def minimal():  # exp.train_grid's math, without ctx.log, progress or the per-model loss record
-        cells = len(exp.OPTIMISERS) * len(cfg.lrs) * len(cfg.wd_l2)
-        flat = exp.init_params(cfg, [ctx.generator("init", k) for k in range(seeds)], cells, "cpu")
-        m, v = torch.zeros_like(flat), torch.zeros_like(flat)
-        hyp, mask = exp.grid_hypers(cfg, seeds, "cpu"), exp.decay_mask(cfg, "cpu")
-        gens, pool = [ctx.generator("batches", k) for k in range(seeds)], data["x_train"].flatten(0, 1)
-        for step in range(cfg.steps):
-            if step % cfg.eval_every == 0:
-                exp.evaluate(exp.unflatten(flat, cfg.hidden), data, cfg)
-            idx = torch.stack([torch.randint(len(pool), (cfg.batch_size,), generator=g) for g in gens])
-            idx = idx.repeat(cells, 1)
-            logits = exp.forward(exp.unflatten(flat, cfg.hidden), pool[idx], cfg.batch_norm)
-            loss = F.cross_entropy(logits.transpose(1, 2), data["y_train"][idx % cfg.train_size], reduction="none")
-            grad, = torch.autograd.grad(loss.mean(1).sum(), flat)
-            eta = exp.schedule(step, cfg.steps, cfg.restarts)
-            with torch.no_grad():
-                exp.adam_step(flat, grad, m, v, step + 1, eta * hyp["alpha"], hyp["l2"], eta * hyp["decay"], cfg, mask)
-        exp.evaluate(exp.unflatten(flat, cfg.hidden), data, cfg)
-        return flat
-
-    return _row("adam-vs-adamw", f"train_grid: {len(exp.OPTIMISERS)}x{len(cfg.lrs)}x{len(cfg.wd_l2)} cells x "
-                f"{seeds} seeds = {len(exp.OPTIMISERS) * len(cfg.lrs) * len(cfg.wd_l2) * seeds} MLPs stacked, "
-                f"{cfg.steps} steps", ours, minimal, repeats)
-
-
 def _row(name: str, what: str, ours: Callable, minimal: Callable, repeats: int) -> dict:
     """Alternate the two loops (warm-up first) and keep each one's best time, so both see the
     same machine load."""
@@ -123,10 +84,11 @@ def _row(name: str, what: str, ours: Callable, minimal: Callable, repeats: int) 
 
 
 # hippo-memory has no training loop (its memories are closed-form linear recurrences)
+from benchmarks.loops import adam_vs_adamw as _adam  # noqa: E402
 from benchmarks.loops import attn_scaling as _attn  # noqa: E402  (TODO(kit): one module per experiment)
 from benchmarks.loops import ddpm_vs_sde as _ddpm  # noqa: E402
 
-LOOPS: dict[str, Callable[[int], dict]] = {"attn-scaling": _attn.run, "adam-vs-adamw": adam_vs_adamw,
+LOOPS: dict[str, Callable[[int], dict]] = {"attn-scaling": _attn.run, "adam-vs-adamw": _adam.run,
                                              "ddpm-vs-sde": _ddpm.run, "fp16-mixed": fp16_mixed}
 
 
