@@ -80,9 +80,10 @@ class Context:
         """One generator of `stream` per seed, in seed order."""
         return [self.generator(stream, k, device) for k in self.seeds]
 
-    def grid(self, arms: Sequence[str], **coords: Any) -> Grid:
-        """The stacked models of `arms` × this run's seeds (see `mlbench.core.grid`)."""
-        return Grid(tuple(arms), tuple(self.seeds), coords)
+    def grid(self, arms: Sequence[str], labels: Sequence[str] | None = None, **coords: Any) -> Grid:
+        """The stacked models of `arms` × this run's seeds (see `mlbench.core.grid`); `labels`
+        name the arms in logs and checkpoints when the arm keys are not what a reader wants."""
+        return Grid(tuple(arms), tuple(self.seeds), coords, labels)
 
     # -- units of work -------------------------------------------------------------------
     def unit(self, key: str, fn: Callable[[], T]) -> T:
