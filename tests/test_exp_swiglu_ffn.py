@@ -149,9 +149,10 @@ def test_transformer_trains_on_cpu_and_full_profile_is_refused_there(tmp_path):
 
 
 def test_bad_arms_are_refused_before_anything_runs(tmp_path):
-    for bad in ("arms=relu,gelu", "arms=relu,swiglu,tanh", "arms=relu,swiglu,swiglu"):
+    for bad in (["arms=relu,gelu"], ["arms=relu,swiglu,tanh"], ["arms=relu,swiglu,swiglu"], ["d_model=2"],
+                ["corpus_chars=20000", "context=2048"]):  # held-out tail 2000 chars < one window
         with pytest.raises(MlbenchError):
-            mlbench.run("swiglu-ffn", profile="smoke", results=tmp_path, sets=[bad])
+            mlbench.run("swiglu-ffn", profile="smoke", results=tmp_path, sets=bad)
     assert not (tmp_path / "swiglu-ffn").exists()
 
 

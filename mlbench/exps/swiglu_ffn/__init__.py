@@ -64,7 +64,7 @@ from mlbench.core.verdict import (INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, AllO
                                   Paired, Paper, Threshold)
 
 VERSION = 1
-THREADS = 1  # bit-reproducible default; on the loaded 2-core CPU 2 threads ran no faster (FACTS.md: up to 5x slower)
+THREADS = 1  # one bmm after another; FACTS.md: under load 2 threads ran up to 5x slower than 1 on this CPU
 SUMMARY = ("At equal parameters, gated feed-forward layers (SwiGLU, Bilinear) reach a lower held-out loss "
            "than ReLU and GELU ones; the gate, not the activation, carries the gain.")
 CITATION = "Shazeer 2020, GLU Variants Improve Transformer, Table 1"
@@ -110,6 +110,8 @@ class Config:
             raise ValueError("arms must be distinct and include relu and swiglu (the headline)")
         if self.model == "transformer" and self.d_model % self.n_heads:
             raise ValueError("d_model must be divisible by n_heads")
+        if round(self.heldout_frac * self.corpus_chars) <= self.context:
+            raise ValueError("the held-out tail (heldout_frac x corpus_chars) must be longer than the context")
 
 
 @dataclass(frozen=True)

@@ -89,5 +89,5 @@ def _plot_gains(cfg, ctx, m: dict) -> None:
     a.set_xticks(xs, others)
     a.set(xlabel="feed-forward variant", ylabel="loss below ReLU (% of ReLU's)",
           title="Gain over ReLU at equal parameters (dots: seeds)")
-    a.legend(fontsize="small")
+    a.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)  # below: never on the dots
     ctx.plot("gain_over_relu", fig)
