@@ -262,7 +262,10 @@ class Claim:
         """The claim's verdict and evidence. `decides`: whether the profile is meant to decide it
         (a smoke run's verdict is `smoke`); `looks`: the confidence is split over that many
         sequential looks (alpha spending, see `mlbench.core.sequential`)."""
-        test = self.test.scaled(looks) if looks > 1 else self.test
+        # alpha spending: tests with a confidence level split it over the looks; exact tests
+        # (no sampling error: e.g. a count that must be zero) have nothing to split
+        scaled = getattr(self.test, "scaled", None)
+        test = scaled(looks) if looks > 1 and scaled is not None else self.test
         ev = test(m).as_dict()
         out: dict[str, Any] = {"id": self.id, "text": self.text, "citation": self.citation, **ev, "decides": decides}
         if not decides:
