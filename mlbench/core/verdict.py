@@ -225,7 +225,7 @@ class AllOf:
         return tuple(a for t in self.tests for a in t.arm_keys())
 
     def scaled(self, looks: int) -> "AllOf":
-        return AllOf(tuple(t.scaled(looks) for t in self.tests))
+        return AllOf(tuple(t.scaled(looks) if hasattr(t, "scaled") else t for t in self.tests))
 
     def __call__(self, m: Measurements) -> Evidence:
         parts = [t(m) for t in self.tests]
