@@ -242,6 +242,29 @@ def test_quick_profile_artefacts(run_once):
         assert f.get_tensor("w0").dtype == torch.float16  # no master copy: the weights are fp16
     m = res.summary["measurements"]
     assert min(m["scale-1"]["zeroed_frac"]) > 0.2 > max(m["scale-dynamic"]["zeroed_frac"])
+    header, *rows = [line.split(",") for line in (res.run_dir / "table.csv").read_text().splitlines()]
+    assert {"test_acc_ci_low", "train_loss_ci_high", "skipped_steps_ci_low"} <= set(header)
+    assert all(r[header.index("skipped_steps")].isdigit() for r in rows)  # a count prints as an integer
+
+
+def test_training_plot_shows_every_point(tmp_path):
+    """No axis limit hides data: accuracies from chance to 1 all fall inside the test-error panel."""
+    from mlbench.exps.fp16_mixed import report
+
+    class Capture:
+        def plot(self, name, fig):
+            self.fig = fig
+
+    steps, arms = [0, 25, 50], list(exp.ARMS)
+    curves = {"step": steps, "train_loss": {a: [[math.nan, 0.5, 0.01]] for a in arms},
+              "test_acc": {a: [[0.08, 0.85, 0.999]] for a in arms}, "scale": {a: [[1.0, 2.0, 4.0]] for a in arms}}
+    ctx = Capture()
+    report._plot_training(ctx, curves)
+    for ax in ctx.fig.axes:
+        low, high = ax.get_ylim()
+        for line in ax.get_lines():
+            ys = [y for y in line.get_ydata() if math.isfinite(y)]
+            assert all(low <= y <= high for y in ys), (ax.get_title(), ys, (low, high))
 
 
 @pytest.mark.slow
