@@ -1,5 +1,6 @@
-"""fp16-mixed: fp16 facts, the emulation against real fp16 arithmetic, the loss scaler against
-torch.amp.GradScaler, and the verdicts (quick profile + negative controls)."""
+"""fp16-mixed: fp16 facts, the emulation against real fp16 arithmetic, the loss scaler and the
+whole scaled-update recipe against torch.amp.GradScaler + torch.optim.SGD, the census on known
+values, and the verdicts (quick profile, and the underflow claim early in training)."""
 
 import math
 
@@ -8,16 +9,25 @@ import torch
 
 import mlbench
 from mlbench.core import runner
-from mlbench.core.errors import UsageError
-from mlbench.core.verdict import REPRODUCED
+from mlbench.core.errors import ConfigError, UsageError
+from mlbench.core.grid import Grid
+from mlbench.core.verdict import NOT_REPRODUCED, REPRODUCED
 from mlbench.exps import fp16_mixed as exp
+from mlbench.exps.fp16_mixed import census, lm
+from mlbench.exps.fp16_mixed.loss_scaling import LossScaler, scaled_backward, update_scale
+from mlbench.exps.fp16_mixed.master_weights import sgd_step
+from mlbench.exps.fp16_mixed.precision import Round, Storage, forward
 
-FP16, BF16 = ((0, 1, "float16"),), ((0, 1, "bfloat16"),)
+
+def storage(*formats, seeds=1):
+    """A grid of one arm per format (arms a0, a1, ...) and its Storage."""
+    grid = Grid(tuple(f"a{i}" for i in range(len(formats))), tuple(range(seeds)))
+    return Storage(grid, {arm: fmt for arm, fmt in zip(grid.arms, formats)})
 
 
-def to16(x, segs=FP16):
-    """Round a 1-D tensor as one model stored in `segs`' format."""
-    return exp.round_models(torch.as_tensor(x, dtype=torch.float32)[None], segs)[0]
+def to16(x, fmt="float16"):
+    """Round a 1-D tensor as one member stored in `fmt`."""
+    return storage(fmt).round(torch.as_tensor(x, dtype=torch.float32)[None])[0]
 
 
 def test_fp16_limits():
@@ -27,25 +37,24 @@ def test_fp16_limits():
     assert to16(65504.0).item() == 65504.0 and math.isinf(to16(65520.0).item())
     assert to16(1.0 + 2.0**-11).item() == 1.0  # the lost update: u < 2^-11 |w|
     assert to16(1.0 + 2.0**-10).item() == 1.0 + 2.0**-10
-    assert to16(2.0**-30, BF16).item() == 2.0**-30  # bf16 keeps fp32's range ...
-    assert to16(1.0 + 2.0**-8, BF16).item() == 1.0  # ... with 7 mantissa bits
+    assert to16(2.0**-30, "bfloat16").item() == 2.0**-30  # bf16 keeps fp32's range ...
+    assert to16(1.0 + 2.0**-8, "bfloat16").item() == 1.0  # ... with 7 mantissa bits
 
 
-def test_segments_merge_and_round_each_model_in_its_format():
-    formats = [None, "bfloat16", "float16", "float16"]
-    segs = exp.segments(formats, seeds=2)
-    assert segs == ((0, 2, None), (2, 4, "bfloat16"), (4, 8, "float16"))
+def test_storage_rounds_each_arm_in_its_format():
+    s = storage(None, "bfloat16", "float16", "float16", seeds=2)
     x = torch.randn(8, 5, generator=torch.Generator().manual_seed(0)) * 1e-3
-    r = exp.round_models(x, segs)
+    r = s.round(x)
     assert torch.equal(r[:2], x[:2])
     assert torch.equal(r[2:4], x[2:4].bfloat16().float())
     assert torch.equal(r[4:], x[4:].half().float())
+    fp32_only = x[:2]
+    assert storage(None, None).round(fp32_only) is fp32_only  # nothing to round: no copy
 
 
 def test_round_op_rounds_the_gradient_too():
-    segs = exp.segments([None, "float16"], seeds=1)
     x = torch.ones(2, 3, requires_grad=True)
-    (exp._round_op()(x, segs) * 2.0**-26).sum().backward()
+    (Round.apply(x, storage(None, "float16")) * 2.0**-26).sum().backward()
     assert torch.all(x.grad[0] == 2.0**-26) and torch.all(x.grad[1] == 0)  # underflow in fp16 only
 
 
@@ -54,20 +63,19 @@ def test_emulated_layer_matches_real_fp16_matmul():
     g = torch.Generator().manual_seed(1)
     x, w = torch.randn(3, 64, 128, generator=g), torch.randn(3, 128, 32, generator=g) * 0.1
     real = torch.bmm(x.half(), w.half()).float()
-    emulated = exp.round_models(torch.bmm(x.half().float(), w.half().float()), exp.segments(["float16"], 3))
+    emulated = storage("float16", seeds=3).round(torch.bmm(x.half().float(), w.half().float()))
     torch.testing.assert_close(emulated, real, rtol=2.0**-10, atol=2.0**-24)
 
 
 def test_no_master_update_is_real_fp16_arithmetic_and_master_update_is_torch_sgd():
     g = torch.Generator().manual_seed(2)
-    w0, grad, v0 = torch.randn(2, 50, generator=g) * 0.1, torch.randn(2, 50, generator=g) * 1e-3, torch.randn(2, 50, generator=g) * 1e-3
+    w0, grad, v0 = (torch.randn(2, 50, generator=g) * s for s in (0.1, 1e-3, 1e-3))
     w16, g16, v16 = w0.half(), grad.half(), v0.half()
     lr, mu, s = 0.1, 0.9, 2.0**10
     params = {"w": torch.stack([w0[0], w16[1].float()]).requires_grad_(True)}
-    params["w"].grad = torch.stack([grad[0] * s, g16[1].float()])  # model 0: fp32 master, scaled loss
+    params["w"].grad = torch.stack([grad[0] * s, g16[1].float()])  # member 0: fp32 master, scaled loss
     velocity = {"w": torch.stack([v0[0], v16[1].float()])}
-    upd = exp.segments([None, "float16"], seeds=1)
-    found_inf = exp.sgd_step(params, velocity, torch.tensor([s, 1.0]), upd, lr, mu)
+    found_inf = sgd_step(params, velocity, torch.tensor([s, 1.0]), storage(None, "float16"), lr, mu)
     assert not found_inf.any()
     v_real = mu * v16[1] + g16[1]  # every op rounded to fp16 by torch itself
     assert torch.equal(velocity["w"][1], v_real.float())
@@ -80,18 +88,18 @@ def test_no_master_update_is_real_fp16_arithmetic_and_master_update_is_torch_sgd
     torch.testing.assert_close(params["w"][0].detach(), ref.detach(), rtol=0, atol=1e-7)
 
 
-def test_step_is_skipped_on_inf_for_that_model_only():
+def test_step_is_skipped_on_inf_for_that_member_only():
     params = {"w": torch.ones(2, 3, requires_grad=True)}
     params["w"].grad = torch.tensor([[1.0, float("inf"), 1.0], [1.0, 1.0, 1.0]])
     velocity = {"w": torch.zeros(2, 3)}
-    found_inf = exp.sgd_step(params, velocity, torch.ones(2), exp.segments([None], 2), 0.1, 0.9)
+    found_inf = sgd_step(params, velocity, torch.ones(2), storage(None, seeds=2), 0.1, 0.9)
     assert found_inf.tolist() == [True, False]
     assert torch.equal(params["w"][0], torch.ones(3)) and torch.equal(velocity["w"][0], torch.zeros(3))
     assert torch.all(params["w"][1] < 1)
 
 
 @pytest.mark.parametrize("interval", [1, 3, 2000])
-def test_loss_scaler_matches_torch_gradscaler_step_for_step(interval):
+def test_update_scale_matches_torch_gradscaler_step_for_step(interval):
     """Same inf/finite sequence through torch.amp.GradScaler (CPU) and our vectorised rule."""
     gen = torch.Generator().manual_seed(interval)
     models = 4
@@ -110,13 +118,73 @@ def test_loss_scaler_matches_torch_gradscaler_step_for_step(interval):
             scaler.update()
             stepped.append(not torch.equal(before, p.detach()))
         assert stepped == (~row).tolist()  # GradScaler skipped exactly the inf steps, as sgd_step does
-        scale, tracker = exp.update_scale(scale, tracker, row, interval)
+        scale, tracker = update_scale(scale, tracker, row, interval)
         assert scale.tolist() == [s.get_scale() for s in scalers]
 
 
-def test_config_validation_and_claims():
+def test_dynamic_recipe_matches_gradscaler_and_torch_sgd_on_an_fp16_model():
+    """The whole fp16 + master-weights + dynamic-scale step (scaled_backward, sgd_step, LossScaler)
+    against torch.amp.GradScaler + torch.optim.SGD on the same emulated fp16 forward: an initial
+    scale of 2^24 overflows fp16 gradients, so steps are skipped and the scale backs off and grows."""
+    cfg = exp.Config(hidden=(16,))
+    fp16, fp32 = storage("float16"), storage(None)
+    gen = torch.Generator().manual_seed(3)
+    w = {"w0": torch.randn(1, 64, 16, generator=gen) * 0.25, "b0": torch.zeros(1, 1, 16),
+         "w1": torch.randn(1, 16, 10, generator=gen) * 0.35, "b1": torch.zeros(1, 1, 10)}
+    batches = [(torch.rand(1, 8, 64, generator=gen), torch.randint(10, (1, 8), generator=gen)) for _ in range(40)]
+    ours = {k: v.clone().requires_grad_(True) for k, v in w.items()}
+    velocity = {k: torch.zeros_like(v) for k, v in w.items()}
+    scaler = LossScaler(fp16.grid, {"a0": "dynamic"}, cfg.static_scale, 2.0**24, 3, "cpu")
+    refs = {k: torch.nn.Parameter(v.clone()) for k, v in w.items()}
+    opt = torch.optim.SGD(refs.values(), lr=cfg.lr, momentum=cfg.momentum)
+    ref_scaler = torch.amp.GradScaler("cpu", init_scale=2.0**24, growth_interval=3)
+    skipped, scales = [], set()
+    for x, y in batches:
+        scaled_backward(ours, x, y, fp16, scaler.scale)
+        found_inf = sgd_step(ours, velocity, scaler.scale, fp32, cfg.lr, cfg.momentum)
+        scaler.update(found_inf)
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(forward(refs, x, fp16).transpose(1, 2), y)
+        ref_scaler.scale(loss).backward()
+        ref_scaler.step(opt)
+        ref_scaler.update()
+        assert scaler.scale.item() == ref_scaler.get_scale()
+        skipped.append(bool(found_inf))
+        scales.add(scaler.scale.item())
+    assert 3 <= sum(skipped) < len(skipped) - 10 and len(scales) > 3  # the test exercised skip and growth
+    for k in w:
+        torch.testing.assert_close(ours[k].detach(), refs[k].detach(), rtol=1e-5, atol=1e-7)
+
+
+def test_census_on_known_gradients():
+    row = {}
+    g = torch.tensor([2.0**-26, 2.0**-20, 1.0, 0.0])
+    census._gradients(row, "act", g, (1.0, 2.0**10, 2.0**17))
+    assert row["act_zeroed@1"] == pytest.approx(1 / 3) and row["act_zeroed@static"] == 0.0
+    assert row["act_mass_lost@1"] == pytest.approx(2.0**-26 / (1 + 2.0**-20 + 2.0**-26))
+    assert row["act_overflow@dynamic"] == pytest.approx(1 / 3) and row["act_overflow@1"] == 0.0
+
+
+def test_a_nonfinite_batch_loss_marks_that_member_diverged_at_its_step(tmp_path):
+    from mlbench.core.context import Context
+    from mlbench.exps.fp16_mixed.run import watch_losses
+
+    ctx = Context("fp16-mixed", tmp_path, [0, 1])
+    grid = ctx.grid(("fp32", "fp16-pure"))
+    losses = [torch.tensor([1.0, 1.0, 1.0, 1.0]), torch.tensor([1.0, 1.0, float("inf"), 1.0])]
+    mean = watch_losses(ctx, grid, 2, losses)  # the evaluation at step 2 sees the losses of steps 0 and 1
+    assert grid.diverged_at == [None, None, 2, None] and math.isinf(mean[2]) and mean[0] == 1.0
+    assert [r["diverged"] for r in ctx.records] == [True]
+    assert math.isnan(grid.measurements(acc=[1.0] * 4)["fp16-pure"]["acc"][0])  # the verdict will see NaN
+
+
+def test_config_bounds_and_claims(tmp_path):
     with pytest.raises(ValueError):
         exp.Config(steps=10, census_steps=(10,)).validate()
+    with pytest.raises(ConfigError, match="steps"):
+        runner.resolve("fp16-mixed", sets=["steps=0"], results=tmp_path)
+    with pytest.raises(ConfigError, match="positive"):
+        runner.resolve("fp16-mixed", sets=["static_scale=0"], results=tmp_path)
     ids = [c.id for c in exp.claims(exp.Config())]
     assert ids[0] == "mixed-precision" and "amp-speed" not in ids
     assert "amp-speed" in [c.id for c in exp.claims(exp.Config(amp_benchmark=True))]
@@ -128,11 +196,11 @@ def test_gpu_lm_pieces_run_on_cpu():
     """The full profile's LM (tokens, forward, loss) at toy size: near-uniform loss at init, gradients flow."""
     cfg = exp.Config(amp_d_model=64, amp_layers=1, amp_seq_len=16, amp_batch=2, amp_vocab=32)
     gen = torch.Generator().manual_seed(0)
-    tokens = exp.lm_tokens(cfg, gen, n_batches=3)
+    tokens = lm.lm_tokens(cfg, gen, n_batches=3)
     assert tokens.shape == (3, 2, 17) and int(tokens.max()) < 32
     shapes = {"emb": (32, 64), "pos": (16, 64), "qkv0": (192, 64), "proj0": (64, 64), "fc0": (256, 64), "out0": (64, 256)}
     p = {n: (torch.randn(*s, generator=gen) * 0.02).requires_grad_(True) for n, s in shapes.items()}
-    loss = exp.lm_loss(p, tokens[0].long(), layers=1)
+    loss = lm.lm_loss(p, tokens[0].long(), layers=1)
     assert loss.item() == pytest.approx(math.log(32), rel=0.05)
     loss.backward()
     assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in p.values())
@@ -153,42 +221,56 @@ def test_batched_seeds_equal_one_at_a_time(tmp_path):
 
 
 # ----------------------------------------------------------------------------- science (quick profile)
-@pytest.fixture(scope="module")
-def quick(tmp_path_factory):
-    return mlbench.run("fp16-mixed", profile="quick", results=tmp_path_factory.mktemp("quick"), threads=1)
-
-
 @pytest.mark.slow
-def test_quick_profile_verdicts(quick):
-    verdicts = {c["id"]: c["verdict"] for c in quick.summary["claims"]}
-    assert quick.summary["verdict"] == REPRODUCED
+def test_quick_profile_verdicts(run_once):
+    summary = run_once("fp16-mixed").summary
+    verdicts = {c["id"]: c["verdict"] for c in summary["claims"]}
+    assert summary["verdict"] == REPRODUCED
     for claim in ("mixed-precision", "underflow", "master-weights", "bf16"):
         assert verdicts[claim] == REPRODUCED, claim
     assert verdicts["unscaled-hurts"] != REPRODUCED  # at digits scale, underflow costs no accuracy
 
 
 @pytest.mark.slow
-def test_quick_profile_artefacts(quick):
+def test_quick_profile_artefacts(run_once):
     from safetensors import safe_open
 
-    run_dir = quick.run_dir
-    assert (run_dir / "table.csv").read_text().count("\n") == 1 + len(exp.ARMS)
-    assert {"underflow.png", "training.png"} <= {p.name for p in (run_dir / "plots").iterdir()}
-    with safe_open(str(run_dir / "checkpoints" / "fp16-pure-seed0.safetensors"), "pt") as f:
+    res = run_once("fp16-mixed")
+    assert (res.run_dir / "table.csv").read_text().count("\n") == 1 + len(exp.ARMS)
+    assert {"underflow.png", "training.png"} <= {p.name for p in (res.run_dir / "plots").iterdir()}
+    with safe_open(str(res.run_dir / "checkpoints" / "fp16-pure-seed0.safetensors"), "pt") as f:
         assert f.get_tensor("w0").dtype == torch.float16  # no master copy: the weights are fp16
-    m = quick.summary["measurements"]
+    m = res.summary["measurements"]
     assert min(m["scale-1"]["zeroed_frac"]) > 0.2 > max(m["scale-dynamic"]["zeroed_frac"])
+    header, *rows = [line.split(",") for line in (res.run_dir / "table.csv").read_text().splitlines()]
+    assert {"test_acc_ci_low", "train_loss_ci_high", "skipped_steps_ci_low"} <= set(header)
+    assert all(r[header.index("skipped_steps")].isdigit() for r in rows)  # a count prints as an integer
+
+
+def test_training_plot_shows_every_point(tmp_path):
+    """No axis limit hides data: accuracies from chance to 1 all fall inside the test-error panel."""
+    from mlbench.exps.fp16_mixed import report
+
+    class Capture:
+        def plot(self, name, fig):
+            self.fig = fig
+
+    steps, arms = [0, 25, 50], list(exp.ARMS)
+    curves = {"step": steps, "train_loss": {a: [[math.nan, 0.5, 0.01]] for a in arms},
+              "test_acc": {a: [[0.08, 0.85, 0.999]] for a in arms}, "scale": {a: [[1.0, 2.0, 4.0]] for a in arms}}
+    ctx = Capture()
+    report._plot_training(ctx, curves)
+    for ax in ctx.fig.axes:
+        low, high = ax.get_ylim()
+        for line in ax.get_lines():
+            ys = [y for y in line.get_ydata() if math.isfinite(y)]
+            assert all(low <= y <= high for y in ys), (ax.get_title(), ys, (low, high))
 
 
 @pytest.mark.slow
-def test_negative_control_without_master_weights_is_not_reproduced(tmp_path):
-    res = mlbench.run("fp16-mixed", profile="quick", results=tmp_path, threads=1, sets=["negative_control=true"])
-    assert res.summary["verdict"] != REPRODUCED
-
-
-@pytest.mark.slow
-def test_underflow_claim_fails_at_initialisation(tmp_path):
-    """Gradients at step 0 are large: the underflow claim must not reproduce there."""
-    res = mlbench.run("fp16-mixed", profile="smoke", results=tmp_path, threads=1, sets=["census_steps=0"])
-    underflow = next(c for c in res.summary["claims"] if c["id"] == "underflow")
-    assert underflow["verdict"] != REPRODUCED
+def test_underflow_claim_fails_early_in_training(run_once):
+    """A second control: gradients are large at the start, so a census at step 0 (of a 50-step
+    run) finds almost nothing zeroed and the underflow claim comes out not reproduced."""
+    summary = run_once("fp16-mixed", sets=("steps=50", "census_steps=0")).summary
+    underflow = next(c for c in summary["claims"] if c["id"] == "underflow")
+    assert underflow["verdict"] == NOT_REPRODUCED, underflow
