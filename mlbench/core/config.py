@@ -20,14 +20,14 @@ _SCALARS = (bool, int, float, str)
 
 
 def param(default: Any, help: str, *, min: float | None = None, max: float | None = None,
-          nonfinite: bool = False, **kwargs: Any) -> Any:
+          gt: float | None = None, lt: float | None = None, nonfinite: bool = False, **kwargs: Any) -> Any:
     """A config field with its "why" (shown by `mlbench show`) and its bounds.
 
-    `min`/`max` bound a number (or every item of a list of numbers), inclusive; they are checked
-    with the type, before anything runs. Floats must be finite (`nan`, `inf`, `1e400` are
-    rejected) unless `nonfinite=True`.
+    `min`/`max` bound a number (or every item of a list of numbers) inclusively, `gt`/`lt`
+    strictly; they are checked with the type, before anything runs. Floats must be finite
+    (`nan`, `inf`, `1e400` are rejected) unless `nonfinite=True`.
     """
-    return field(default=default, metadata={"help": help, "min": min, "max": max,
+    return field(default=default, metadata={"help": help, "min": min, "max": max, "gt": gt, "lt": lt,
                                             "nonfinite": nonfinite, **kwargs})
 
 
@@ -54,10 +54,11 @@ def type_name(tp: Any) -> str:
 
 
 def bounds_text(meta: Any) -> str:
-    lo, hi = meta.get("min"), meta.get("max")
-    if lo is not None and hi is not None:
-        return f"in [{lo:g}, {hi:g}]"
-    return f">= {lo:g}" if lo is not None else f"<= {hi:g}" if hi is not None else ""
+    parts = [f"{op} {meta[k]:g}" for k, op in (("min", ">="), ("gt", ">"), ("max", "<="), ("lt", "<"))
+             if meta.get(k) is not None]
+    if meta.get("min") is not None and meta.get("max") is not None and len(parts) == 2:
+        return f"in [{meta['min']:g}, {meta['max']:g}]"
+    return " and ".join(parts)
 
 
 def describe(cls: type) -> list[FieldInfo]:
@@ -71,13 +72,14 @@ def describe(cls: type) -> list[FieldInfo]:
 def check_bounds(key: str, value: Any, meta: Any) -> None:
     """Raise ConfigError if a number (or a list item) is non-finite or outside [min, max]."""
     items = value if isinstance(value, tuple) else (value,)
-    lo, hi = meta.get("min"), meta.get("max")
+    lo, hi, gt, lt = (meta.get(k) for k in ("min", "max", "gt", "lt"))
     for v in items:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             continue
         if isinstance(v, float) and not math.isfinite(v) and not meta.get("nonfinite", False):
             raise ConfigError(f"'{key}' must be a finite number, got {v!r}")
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
+        if ((lo is not None and v < lo) or (hi is not None and v > hi)
+                or (gt is not None and v <= gt) or (lt is not None and v >= lt)):
             raise ConfigError(f"'{key}' must be {bounds_text(meta)}, got {v!r}")
 
 

@@ -85,8 +85,8 @@ def info(name: str) -> ExperimentInfo:
     return ExperimentInfo(
         name=name,
         module=EXPERIMENTS[name],
-        summary=str(getattr(face, "SUMMARY", data.get("summary", ""))),  # TODO(kit): faces only
-        citation=str(getattr(face, "CITATION", data.get("citation", ""))),
+        summary=str(face.SUMMARY),
+        citation=str(face.CITATION),
         profiles={k: dict(v) for k, v in data.get("profiles", {}).items()},
     )
 
@@ -98,9 +98,6 @@ def load(name: str) -> ModuleType:
 
 def run_function(name: str) -> Callable[..., Any]:
     """The experiment's `run(cfg, ctx)` (importing it imports torch)."""
-    face = load(name)
-    if not hasattr(face, "__path__"):  # TODO(kit): a flat module not yet ported to a package
-        return face.run
     return importlib.import_module(EXPERIMENTS[check_name(name)] + ".run").run
 
 

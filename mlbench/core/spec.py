@@ -84,8 +84,6 @@ def claims_of(module: ModuleType, cfg: Any) -> list[Claim]:
 def check_claim_arms(experiment: str, module: ModuleType, cfg: Any) -> None:
     """Every arm a claim reads must be one the run will produce (`arms(cfg)` of the face): a
     typo in a claim fails here, before the run, not after it."""
-    if not hasattr(module, "arms"):  # TODO(kit): not yet ported
-        return
     produced = set(module.arms(cfg))
     for claim in claims_of(module, cfg):
         missing = [a for a in claim.arm_keys() if a not in produced]
