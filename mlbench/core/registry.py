@@ -27,6 +27,7 @@ EXPERIMENTS: dict[str, str] = {
     "fp16-mixed": "mlbench.exps.fp16_mixed",
     "hippo-memory": "mlbench.exps.hippo_memory",
     "linear-attention-rnn": "mlbench.exps.linear_attention_rnn",
+    "flash-attention-tiling": "mlbench.exps.flash_attention_tiling",
 }
 
 
