@@ -88,10 +88,15 @@ def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tau: floa
     return out, lse
 
 
-def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tau: float) -> torch.Tensor:
-    """torch's fused FlashAttention-style kernel (`scaled_dot_product_attention`, flash backend; on a
-    CPU its own blocked online-softmax implementation): an independent tiled implementation."""
-    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+FUSED = (SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION)
+
+
+def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tau: float,
+                    backends=FUSED) -> torch.Tensor:
+    """torch's fused kernel (`scaled_dot_product_attention`), an independent tiled implementation:
+    the flash backend (on a CPU torch's own blocked online softmax), else the memory-efficient one
+    (CUDA's flash kernel takes no fp32; the memory-efficient one tiles the same way)."""
+    with sdpa_kernel(list(backends)):
         return F.scaled_dot_product_attention(q, k, v, scale=tau)
 
 

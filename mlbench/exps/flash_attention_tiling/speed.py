@@ -22,6 +22,7 @@ import statistics
 import time
 
 import torch
+from torch.nn.attention import SDPBackend
 
 from mlbench.exps.flash_attention_tiling import SPEED_FORMS
 from mlbench.exps.flash_attention_tiling.attention import (fused_attention, max_abs_err, naive_attention,
@@ -29,7 +30,8 @@ from mlbench.exps.flash_attention_tiling.attention import (fused_attention, max_
 from mlbench.exps.flash_attention_tiling.memory import peak_extra_bytes
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
-FORMS = {"standard": naive_attention, "flash": fused_attention}
+FORMS = {"standard": naive_attention,
+         "flash": lambda q, k, v, tau: fused_attention(q, k, v, tau, backends=(SDPBackend.FLASH_ATTENTION,))}
 
 
 def _now(device: torch.device) -> int:
