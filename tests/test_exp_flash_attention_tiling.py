@@ -151,6 +151,18 @@ def test_speed_path_runs_on_a_cpu_for_plumbing():
         assert out[form]["ms"] > 0 and out[form]["peak_bytes"] > 0 and out[form]["rule_ratio"] < 1
 
 
+def test_speed_claims_tables_and_plot_come_out(tmp_path, monkeypatch):
+    """The GPU-only part end to end on a CPU, `check()` bypassed: plumbing, not a speed figure."""
+    monkeypatch.setattr(exp, "check", lambda cfg, device: None)
+    sets = ["speed=true", "speed_lengths=[1024]", "speed_batch=1", "speed_heads=1", "speed_calls=2",
+            "speed_warmup=0", "lengths=[64,128]"]
+    res = mlbench.run(NAME, profile="smoke", sets=sets, results=tmp_path, threads=1)
+    assert [c["id"] for c in res.summary["claims"]][-2:] == ["speed", "fused-exact"]
+    assert (res.run_dir / "table-speed.csv").read_text().startswith("n,standard_ms")
+    assert (res.run_dir / "plots" / "speed.png").stat().st_size > 0
+    assert res.summary["measurements"]["flash@n1024"]["rule_ratio"][0] < 1
+
+
 def test_gpu_sized_profiles_are_refused_on_cpu():
     from mlbench.core.spec import resolve
 

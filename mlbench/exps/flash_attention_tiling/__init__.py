@@ -196,8 +196,7 @@ def claims(cfg: Config) -> list[Claim]:
 
 
 def speed_claims(cfg: Config) -> list[Claim]:
-    ns = speed_claim_lengths(cfg)
-    every = tuple(sorted(set(cfg.speed_lengths)))
+    ns = speed_claim_lengths(cfg)  # beyond 4K standard attention and the fp32 reference may not fit
     faster = tuple(Paired("ms", arm_key("standard", n=n), arm_key("flash", n=n), "greater", math.log(SPEEDUP_MIN),
                           log_ratio=True) for n in ns)
     return [
@@ -209,8 +208,8 @@ def speed_claims(cfg: Config) -> list[Claim]:
                           confirmed=True, ours=(arm_key("speedup", n=ns[-1]), "speedup"),
                           note="A100, batch 8, 12 heads, head dim 64")),
         Claim("fused-exact", "The fused kernel's output and gradients pass the 2× rule against an fp32 reference "
-              f"(error ≤ 2× standard {cfg.speed_dtype} attention's) at every n", f"{README} → Tests",
-              Every("rule_ratio", tuple(arm_key("flash", n=n) for n in every), 1.0, "at_most")),
+              f"(error ≤ 2× standard {cfg.speed_dtype} attention's) at n = {', '.join(map(str, ns))}",
+              f"{README} → Tests", Every("rule_ratio", tuple(arm_key("flash", n=n) for n in ns), 1.0, "at_most")),
     ]
 
 

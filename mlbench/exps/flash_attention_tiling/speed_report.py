@@ -11,6 +11,7 @@ from mlbench.exps.flash_attention_tiling import SPEED_FORMS
 
 README_SAVINGS = {2048: 10.0, 4096: 20.0}
 MIB = 2 ** 20
+LABELS = {"standard": "standard attention (S, P materialised)", "flash": "torch's flash kernel"}
 
 
 def speed_report(cfg, ctx, m: dict) -> None:
@@ -30,9 +31,9 @@ def speed_report(cfg, ctx, m: dict) -> None:
               "memory_savings = standard / flash beside the README's; flash_rule: worst err / (2·err_standard + floor) "
               "over O, dQ, dK, dV against fp32 (≤ 1 passes); NaN: out of memory")
     fig, ax = figure(1, 2)
-    by_x(ax[0][0], ns, {f: [m[arm_key(f, n=n)]["ms"] for n in ns] for f in SPEED_FORMS},
+    by_x(ax[0][0], ns, {LABELS[f]: [m[arm_key(f, n=n)]["ms"] for n in ns] for f in SPEED_FORMS},
          xlabel="sequence length n", ylabel="forward + backward, ms", title="time per call")
-    by_x(ax[0][1], ns, {f: [[b / MIB for b in m[arm_key(f, n=n)]["peak_bytes"]] for n in ns] for f in SPEED_FORMS},
+    by_x(ax[0][1], ns, {LABELS[f]: [[b / MIB for b in m[arm_key(f, n=n)]["peak_bytes"]] for n in ns] for f in SPEED_FORMS},
          xlabel="sequence length n", ylabel="peak extra memory, MiB", title="memory per call")
     for a in ax[0]:
         a.set_xscale("log", base=2)
