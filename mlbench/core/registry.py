@@ -28,6 +28,7 @@ EXPERIMENTS: dict[str, str] = {
     "hippo-memory": "mlbench.exps.hippo_memory",
     "linear-attention-rnn": "mlbench.exps.linear_attention_rnn",
     "autoregressive-digits": "mlbench.exps.autoregressive_digits",
+    "infonce-log-n-bound": "mlbench.exps.infonce_log_n_bound",
 }
 
 
