@@ -80,9 +80,14 @@ def evaluate(cfg, grid: Grid, gens: list, draws, rho, values_of) -> dict:
 
 
 def truth_columns(grid: Grid, specs: list) -> dict:
-    """True I and log N per member, kept as they are (inputs, not measurements)."""
-    return {"true_mi": Keep(grid.per_arm([i for _, _, i in specs]).tolist()),
-            "log_n": Keep(grid.per_arm([math.log(n) for _, n, _ in specs]).tolist())}
+    """N, true I and log N per member: inputs beside the measurements (kept for diverged members)."""
+    return {"N": grid.per_arm([n for _, n, _ in specs]).tolist(),
+            "true_mi": grid.per_arm([i for _, _, i in specs]).tolist(),
+            "log_n": grid.per_arm([math.log(n) for _, n, _ in specs]).tolist()}
+
+
+def measured(grid: Grid, specs: list, cols: dict) -> dict:
+    return grid.measurements(**cols, **{k: Keep(v) for k, v in truth_columns(grid, specs).items()})
 
 
 def oracle_critic(cfg, ctx) -> dict:
@@ -95,11 +100,11 @@ def oracle_critic(cfg, ctx) -> dict:
     stats = evaluate(cfg, grid, ctx.generators("oracle"), draws, rho,
                      lambda x, y: oracle_values(cfg, rho, x, y, parts))
     cols = {k: stats[k] for k in ("estimate", "batch_max", "batch_std")}
-    ctx.log_models(grid, **cols)
+    ctx.log_models(grid, **truth_columns(grid, specs), **cols)
     by_arm = {arm: v.clone() for (*_, sub), b in zip(parts, stats["batches"]) for arm, v in sub.by_arm(b).items()}
     ctx.save_checkpoint("oracle-batch-estimates", by_arm, {"what": "per-batch InfoNCE of the optimal critic, "
                                                             "(seeds, batches) per arm", "dim": str(cfg.dim)})
-    return {"measurements": grid.measurements(**cols, **truth_columns(grid, specs))}
+    return {"measurements": measured(grid, specs, cols)}
 
 
 def train(cfg, ctx) -> dict:
@@ -112,14 +117,14 @@ def train(cfg, ctx) -> dict:
     opt = torch.optim.Adam(list(params.values()), lr=cfg.lr)
     heldout = sample(cfg, grid, ctx.generators("heldout"), rho, dev)  # fixed draw for the training curve
     data = ctx.generators("data")
-    curve_steps, curve = [], []
+    curve_steps, curve, truth = [], [], truth_columns(grid, specs)
     for step in ctx.steps(cfg.steps, every=cfg.eval_every, desc=f"train {len(grid)} critics"):
         if step.evaluate:
             with torch.no_grad():
                 held = member_means(critic_values(cfg, params, *heldout, parts)).cpu()
             curve_steps.append(step.index)
             curve.append(held.tolist())
-            ctx.log_models(grid, step.index, heldout_estimate=held)
+            ctx.log_models(grid, step.index, N=truth["N"], true_mi=truth["true_mi"], heldout_estimate=held)
             if step.last:
                 break
         x, y = sample(cfg, grid, data, rho, dev)
@@ -138,7 +143,8 @@ def train(cfg, ctx) -> dict:
                                                       f"{cfg.hidden_layers}-{cfg.embed}"})
     cols = {k: stats[k] for k in ("estimate", "batch_max", "batch_std")}
     per_arm = grid.by_arm(torch.tensor(curve, dtype=torch.float64).T)  # {arm: (S, evaluations)}
-    return {"measurements": grid.measurements(**cols, **truth_columns(grid, specs)), "curve_steps": curve_steps,
+    ctx.log_models(grid, **truth_columns(grid, specs), **cols)  # the final estimates, one line per critic
+    return {"measurements": measured(grid, specs, cols), "curve_steps": curve_steps,
             "curve": {arm: c.tolist() for arm, c in per_arm.items()}}
 
 
