@@ -28,21 +28,21 @@ What the data say. Quick profile (3 seeds, CPU), Î in nats: at I = 10, N = 64: 
 saturates, reproduced. Slope of Î against ln N 0.91 [0.89, 0.93] (a shift of 1.26 nats for log 4 =
 1.39): reproduced. I = 2, N = 256: 1.85 [1.81, 1.89] >= 1.6 (optimal critic 1.95): reproduced.
 The optimal critic at I = 10: 4.12 and 5.43, 0.04 and 0.11 below log N: reproduced. The largest
-single-batch InfoNCE minus log N over all 4,650 evaluated batches: −0.0003 (the identity). The budget is
-what tells a ceiling from a training failure: nn.Linear's default init (U(±1/√fan_in)) keeps the
-initial scores small; He init starts with scores of std ≈ 10 and a saturated softmax. With He
-init and a peak lr of 5e-4 every trained claim fails (I = 10, N = 64: 3.48; I = 2, N = 256: 0.39)
-while the optimal critic stays calibrated; with nn.Linear's init at 5e-4, N = 256 stops at 5.01
-(< log 256 − 0.4) and I = 2 at 1.68 (inconclusive); He init at 4e-3 saturates but reaches only
-1.55 at I = 2 (inconclusive). The sweep file runs these four points.
+single-batch InfoNCE minus log N over all 4,650 evaluated batches: −0.0003 (the identity).
+The budget is what tells a ceiling from a training failure: nn.Linear's default init
+(U(±1/√fan_in)) keeps the initial scores small; He init starts with scores of std ≈ 10 and a
+saturated softmax. With He init and a peak lr of 5e-4 every trained claim fails (I = 10, N = 64:
+3.48; I = 2, N = 256: 0.39) while the optimal critic stays calibrated; with nn.Linear's init at
+5e-4, N = 256 stops at 5.01 (< log 256 − 0.4) and I = 2 at 1.68 (inconclusive); He init at 4e-3
+saturates but reaches only 1.55 at I = 2 (inconclusive). The sweep file runs these four points.
 Negative control (`negative_control=true`): low mutual information only, I ∈ {0.5, 1} (trained
 and optimal critics): nothing to saturate, every estimate tracks the truth (I = 1: 0.90 at N = 64,
 0.93 at N = 256; optimal critic 0.97, 1.00), more than 3 nats below log N − 0.4: the headline
 and the ceiling claim are not reproduced.
 
 Run: `mlbench run infonce-log-n-bound` (quick, CPU); `--profile full --device cuda` for the
-reference critic (hidden 256, 3 hidden layers, constant lr 5e-4), N ∈ {64, ..., 1024}, I ∈ {2, 4, 6, 8,
-10}, 5 seeds, 20,000 steps, and NWJ and SMILE beside InfoNCE for contrast.
+reference critic (hidden 256, 3 hidden layers, constant lr 5e-4), N ∈ {64, ..., 1024},
+I ∈ {2, 4, 6, 8, 10}, 5 seeds, 20,000 steps, and NWJ and SMILE beside InfoNCE for contrast.
 """
 
 from __future__ import annotations

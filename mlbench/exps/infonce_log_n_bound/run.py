@@ -12,7 +12,7 @@ import math
 import torch
 
 from mlbench.core.grid import Grid, Keep
-from mlbench.exps.infonce_log_n_bound import key, oracle_specs, trained_specs
+from mlbench.exps.infonce_log_n_bound import key, layer_widths, oracle_specs, trained_specs
 from mlbench.exps.infonce_log_n_bound.bounds import bound
 from mlbench.exps.infonce_log_n_bound.critic import block_scores, embed, init_critic
 from mlbench.exps.infonce_log_n_bound.gaussians import draw, oracle_scores, pair, rho_for_mi
@@ -65,7 +65,7 @@ def member_means(values: list):
 
 def evaluate(cfg, grid: Grid, gens: list, draws, rho, values_of) -> dict:
     """Fresh draws (`draws`: an iterable, e.g. a progress-tracked range): per member the mean,
-    largest and spread of its per-batch estimates, and the per-batch values ([(m, draws·B/N)] per part)."""
+    largest and spread of its per-batch estimates, and the per-batch values [(m, draws·B/N)] per part."""
     per_part = None
     for _ in draws:
         x, y = sample(cfg, grid, gens, rho, rho.device)
@@ -138,9 +138,9 @@ def train(cfg, ctx) -> dict:
     draws = ctx.track(range(cfg.eval_batches), "trained critics: fresh evaluation draws")
     stats = evaluate(cfg, grid, ctx.generators("eval"), draws, rho,
                      lambda x, y: critic_values(cfg, params, x, y, parts))
+    widths = "-".join(map(str, layer_widths(cfg)))  # of g and of h
     ctx.save_models(grid, params, metadata=lambda m: {"arm": grid.arm_of(m), "seed_index": str(grid.seed_of(m)),
-                                                      "init": cfg.init, "widths": f"{cfg.dim}-{cfg.hidden}x"
-                                                      f"{cfg.hidden_layers}-{cfg.embed}"})
+                                                      "init": cfg.init, "layer_widths": widths})
     cols = {k: stats[k] for k in ("estimate", "batch_max", "batch_std")}
     per_arm = grid.by_arm(torch.tensor(curve, dtype=torch.float64).T)  # {arm: (S, evaluations)}
     ctx.log_models(grid, **truth_columns(grid, specs), **cols)  # the final estimates, one line per critic
