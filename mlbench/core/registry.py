@@ -29,6 +29,7 @@ EXPERIMENTS: dict[str, str] = {
     "linear-attention-rnn": "mlbench.exps.linear_attention_rnn",
     "autoregressive-digits": "mlbench.exps.autoregressive_digits",
     "swiglu-ffn": "mlbench.exps.swiglu_ffn",
+    "preln-vs-postln": "mlbench.exps.preln_vs_postln",
 }
 
 
