@@ -102,7 +102,8 @@ def _plot_profile(cfg, ctx, profiles: dict) -> None:
     fig, ax = figure(1, len(cfg.inits), sharey=True)
     for a, init in zip(ax[0], cfg.inits):
         curves(a, list(range(1, L + 1)), {NAMES[p]: profiles[key(p, d, L, init)] for p in PLACEMENTS},
-               xlabel="layer index l", ylabel="‖∂loss/∂W²_l‖ at init", title=f"{init} init, L = {L}, d = {d} (thin: seeds)")
+               xlabel="layer index l", ylabel="‖∂loss/∂W²_l‖ at init",
+               title=f"{init} init, L = {L}, d = {d} (thin: seeds)")
         a.set_yscale("log")
     fig.suptitle("Fig. 3: the FFN gradient across the layers at initialisation", y=1.02)
     ctx.plot("layer_profile", fig)

@@ -71,7 +71,8 @@ def train(cfg, ctx) -> dict:
     """Train every member together; JSON-able measurements and curves, one checkpoint per member."""
     corpus = code_corpus.load("procedural", ctx.cache_dir, 0, cfg.corpus_chars)
     ids, alphabet = code_corpus.encode(corpus["text"])
-    split, V, d, L, dev = len(ids) - round(HELDOUT_FRAC * len(ids)), len(alphabet), cfg.train_d_model, cfg.train_layers, ctx.device
+    split, V = len(ids) - round(HELDOUT_FRAC * len(ids)), len(alphabet)
+    d, L, dev = cfg.train_d_model, cfg.train_layers, ctx.device
     arms = [(p, w, lr) for lr in sorted(cfg.train_lrs) for w in (0, cfg.warmup_steps) for p in PLACEMENTS]
     grid = Grid(tuple(train_key(*a) for a in arms), tuple(ctx.seeds))
     rows = torch.tensor([grid.seeds.index(seed) for _, _, seed in grid.members()])
