@@ -32,6 +32,7 @@ EXPERIMENTS: dict[str, str] = {
     "robbins-monro": "mlbench.exps.robbins_monro",
     "flash-attention-tiling": "mlbench.exps.flash_attention_tiling",
     "infonce-log-n-bound": "mlbench.exps.infonce_log_n_bound",
+    "preln-vs-postln": "mlbench.exps.preln_vs_postln",
 }
 
 
