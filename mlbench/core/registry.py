@@ -28,6 +28,7 @@ EXPERIMENTS: dict[str, str] = {
     "hippo-memory": "mlbench.exps.hippo_memory",
     "linear-attention-rnn": "mlbench.exps.linear_attention_rnn",
     "autoregressive-digits": "mlbench.exps.autoregressive_digits",
+    "diou-box-regression": "mlbench.exps.diou_box_regression",
 }
 
 

@@ -1,0 +1,184 @@
+"""diou-box-regression: IoU, GIoU, DIoU and CIoU losses in the paper's box-regression simulation.
+
+Tests Zheng et al. 2020 (AAAI), "Distance-IoU Loss: Faster and Better Learning for Bounding Box
+Regression", on a fraction of its 1,715,000-case simulation (the authors' `test_1715k.m`;
+`simulation.py`): anchors around a target at (10, 10), 7 target aspect ratios × 7 anchor
+scales × 7 anchor aspect ratios per anchor centre, each regressed for 200 steps by
+B ← B − η_t (2 − IoU) ∂L/∂B, η_t = 0.1 / 0.01 / 0.001 (steps 1-160 / 161-180 / 181-200).
+The losses (`boxes.py`): L_IoU = 1 − IoU, L_GIoU = L_IoU + |C − B ∪ B_gt|/|C|,
+L_DIoU = L_IoU + ρ²/c², L_CIoU = L_DIoU + αv. Two gradient modes on the same cases:
+
+- `autograd`: exact gradients of these losses (CIoU's α detached);
+- `paper`: a port of the authors' hand-written MATLAB gradients (`paper_gradients.py`) with
+  its five quirks: (i) ∂/∂w, ∂/∂h without the ½ of w = r − l; (ii) mixed-up derivatives of
+  the enclosing box's width and height (and −1 where the anchor spans the target); (iii)
+  negative intersection extents kept for disjoint boxes in GIoU's union; (iv) CIoU's ∂v/∂w
+  without 1/(w² + h²); (v) a sign error in DIoU's ∂/∂x, ∂/∂y. `paper_fixes` and
+  `fix_variants` switch them off, alone or together; with all five off the port equals autograd.
+
+Claims: the headline, "DIoU converges faster than GIoU" (GIoU/DIoU error ratio ≥ 1.2 at step
+50 and at the end), judged with exact gradients; the same test with the paper's gradients
+beside it: the two verdicts together are the finding. Then: CIoU ends best; IoU loss leaves
+initially disjoint boxes where they are (its gradient is exactly 0 there); on initially
+overlapping cases DIoU ends below GIoU. The paper's YOLOv3 AP table is shown as context only.
+Every loss × case × seed of a mode is one stacked (4, M, N) tensor; seed k of every arm
+regresses the same cases (paired comparisons).
+
+Seed documents: 000 and 002 (the IoU/GIoU/DIoU/CIoU posts: "if two boxes do not intersect,
+IoU = 0 and does not reflect their distance").
+
+Run: `mlbench run diou-box-regression` (quick, CPU); `--profile full --device cuda` for all
+5,000 centres (1,715,000 cases per seed), 5 seeds and every combination of fixes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from mlbench.core.config import param
+from mlbench.core.grid import arm_key
+from mlbench.core.verdict import AllOf, Claim, Paired, Paper, Threshold
+
+VERSION = 1
+THREADS = 1  # elementwise float64 on ~10^5-10^6 numbers: a second thread buys little on a shared 2-core CPU
+SUMMARY = ("DIoU and CIoU losses regress boxes faster than IoU and GIoU in the paper's simulation; IoU loss "
+           "cannot move disjoint boxes. With exact gradients, does DIoU still beat GIoU?")
+CITATION = "Zheng et al. 2020, Distance-IoU Loss (AAAI), simulation experiment"
+LOSSES = ("iou", "giou", "diou", "ciou")
+MODES = ("autograd", "paper")
+QUIRKS = ("i", "ii", "iii", "iv", "v")
+QUIRKS_OF = {"iou": ("i",), "giou": ("i", "iii"), "diou": ("i", "ii", "v"), "ciou": ("i", "ii", "iv", "v")}
+RATIO = "giou-over-diou"  # per seed: GIoU's mean error / DIoU's
+FIGURE = ("Fig. 3(b), regression error sum curves (= simulation_examples/regression_error_sum_curves.png in "
+          "Zzh-tju/DIoU), read off the plot, divided by 1,715,000 cases")
+NEGATIVE_CONTROL_CLAIMS = ("diou-faster", "diou-faster-paper-gradients")
+
+
+def parse_fixes(text: str) -> tuple[str, ...]:
+    """'none' -> (), 'all' -> every quirk, 'i+iii' -> ('i', 'iii'), in QUIRKS order."""
+    if text == "none":
+        return ()
+    parts = QUIRKS if text == "all" else tuple(text.split("+"))
+    unknown = [p for p in parts if p not in QUIRKS]
+    if unknown or not parts:
+        raise ValueError(f"fixes must be 'none', 'all' or quirks joined by '+' from {', '.join(QUIRKS)}; got {text!r}")
+    return tuple(q for q in QUIRKS if q in parts)
+
+
+def parse_variant(text: str) -> tuple[str, tuple[str, ...]]:
+    """'giou:iii' -> ('giou', ('iii',)): a paper-mode arm of one loss with those quirks fixed
+    (only the loss's own quirks count)."""
+    loss, sep, fixes = text.partition(":")
+    if not sep or loss not in LOSSES:
+        raise ValueError(f"fix variants read <loss>:<fixes> with loss in {', '.join(LOSSES)}; got {text!r}")
+    own = tuple(q for q in parse_fixes(fixes) if q in QUIRKS_OF[loss])
+    if not own:
+        raise ValueError(f"{text!r} fixes none of {loss}'s quirks ({'+'.join(QUIRKS_OF[loss])})")
+    return loss, own
+
+
+@dataclass(frozen=True)
+class Config:
+    centres: int = param(40, "anchor centres per seed, 343 cases each (the paper: 5,000 = 1,715,000 cases)", min=1)
+    centre_radius: float = param(3.0, "radius of the disc of anchor centres around the target's centre (10, 10)", min=0)
+    stage_steps: tuple[int, ...] = param((160, 20, 20), "iterations at each learning rate (the paper's 200)", min=1)
+    stage_lrs: tuple[float, ...] = param((0.1, 0.01, 0.001), "learning rate η of each stage", min=0)
+    early_step: int = param(50, "iteration at which 'faster' is judged first (and again at the last)", min=1)
+    report_steps: tuple[int, ...] = param((10, 50, 100, 200), "iterations whose mean error the tables show", min=0)
+    paper_fixes: str = param("none", "quirks fixed in the paper-mode arms the claims read: none, all, or e.g. i+iii")
+    fix_variants: tuple[str, ...] = param(("iou:all", "giou:iii", "giou:all", "diou:ii", "diou:v", "diou:ii+v",
+                                           "diou:all", "ciou:all"),
+                                          "extra paper-mode arms <loss>:<fixes> for the attribution table")
+    min_ratio: float = param(1.2, "GIoU/DIoU mean-error ratio that 'DIoU converges faster' must exceed", min=1)
+    ciou_ratio: float = param(1.5, "final-error ratio GIoU/CIoU and DIoU/CIoU that 'CIoU is best' must exceed", min=1)
+    unchanged_tol: float = param(1e-9, "a case whose error moved less than this is 'unchanged'", min=0)
+    stall_share: float = param(0.99, "IoU loss must leave this share of disjoint cases unchanged, the others at "
+                               "most 1 − it", min=0.5, max=1)
+    chunk_centres: int = param(0, "centres per unit of work (0: all at once; the full profile splits its 5,000)",
+                               min=0)
+    checkpoint_cases: int = param(1029, "cases per seed (from the first) whose start and end boxes each "
+                                  "checkpoint keeps", min=1)
+    log_every: int = param(10, "iterations between metrics lines", min=1)
+    negative_control: bool = param(False, "centre every anchor on its target (ρ = 0: DIoU = IoU in value and "
+                                   "gradient, no case starts disjoint): 'DIoU faster' must not reproduce")
+
+    @property
+    def steps(self) -> int:
+        return sum(self.stage_steps)
+
+    def validate(self) -> None:
+        if len(self.stage_steps) != len(self.stage_lrs):
+            raise ValueError("stage_steps and stage_lrs need one entry per stage")
+        if self.early_step > self.steps or max(self.report_steps) > self.steps:
+            raise ValueError(f"early_step and report_steps must be <= the {self.steps} iterations")
+        parse_fixes(self.paper_fixes)
+        keys = [variant_key(*parse_variant(v)) for v in self.fix_variants]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"fix_variants repeat an arm: {', '.join(self.fix_variants)}")
+
+
+def variant_key(loss: str, fixes: tuple[str, ...]) -> str:
+    return arm_key(loss, mode="paper", fixed="+".join(fixes))
+
+
+def mode_arms(cfg: Config, mode: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(measurement key, loss, fixed quirks) of every arm of `mode`, grouped by loss."""
+    if mode == "autograd":
+        return [(arm_key(loss, mode=mode), loss, QUIRKS) for loss in LOSSES]
+    main = parse_fixes(cfg.paper_fixes)
+    variants = [parse_variant(v) for v in cfg.fix_variants]
+    return [arm for loss in LOSSES for arm in
+            [(arm_key(loss, mode=mode), loss, tuple(q for q in main if q in QUIRKS_OF[loss]))]
+            + [(variant_key(v, fixes), v, fixes) for v, fixes in variants if v == loss]]
+
+
+def measured_steps(cfg: Config) -> list[int]:
+    return sorted({*cfg.report_steps, cfg.early_step, cfg.steps})
+
+
+def arms(cfg: Config) -> list[str]:
+    return [key for mode in MODES for key, _, _ in mode_arms(cfg, mode)] + [arm_key(RATIO, mode=m) for m in MODES]
+
+
+def faster(cfg: Config, mode: str) -> AllOf:
+    giou, diou, bound = arm_key("giou", mode=mode), arm_key("diou", mode=mode), math.log(cfg.min_ratio)
+    return AllOf((Paired(f"error_t{cfg.early_step}", giou, diou, "greater", bound, log_ratio=True),
+                  Paired("final_error", giou, diou, "greater", bound, log_ratio=True)))
+
+
+def claims(cfg: Config) -> list[Claim]:
+    T, t0, r = cfg.steps, cfg.early_step, cfg.min_ratio
+    fixes = parse_fixes(cfg.paper_fixes)
+    hand = "the authors' hand-written gradients (quirks kept)" if not fixes else \
+        f"the authors' hand-written gradients with quirk(s) {'+'.join(fixes)} fixed"
+    ratio_paper = Paper(6.3, "× GIoU/DIoU mean error at iteration 50 (1.95 vs 0.31 per case)", FIGURE)
+    auto = {loss: arm_key(loss, mode="autograd") for loss in LOSSES}
+    return [
+        Claim("diou-faster", f"DIoU loss converges faster than GIoU loss with exact gradients: GIoU/DIoU mean "
+              f"regression error ≥ {r:g} at iteration {t0} and at iteration {T} (paired over seeds)",
+              f"{CITATION} (abstract; Fig. 3)", faster(cfg, "autograd"),
+              paper=Paper(ratio_paper.value, ratio_paper.unit, FIGURE, ours=(arm_key(RATIO, mode="autograd"),
+                                                                              f"ratio_t{t0}"))),
+        Claim("diou-faster-paper-gradients", f"The same test with {hand}: GIoU/DIoU mean error ≥ {r:g} at "
+              f"iterations {t0} and {T}", f"{CITATION}; Zzh-tju/DIoU dGIOU.m, dDIOU.m", faster(cfg, "paper"),
+              paper=Paper(ratio_paper.value, ratio_paper.unit, FIGURE, ours=(arm_key(RATIO, mode="paper"),
+                                                                              f"ratio_t{t0}"))),
+        Claim("ciou-best", f"CIoU loss ends with the lowest error (exact gradients): final error of GIoU and of "
+              f"DIoU ≥ {cfg.ciou_ratio:g} × CIoU's", f"{CITATION} (Fig. 3; §CIoU)",
+              AllOf(tuple(Paired("final_error", auto[other], auto["ciou"], "greater", math.log(cfg.ciou_ratio),
+                                 log_ratio=True) for other in ("giou", "diou"))),
+              paper=Paper(0.25, "mean error per case of CIoU at iteration 50 (DIoU 0.31, GIoU 1.95; at 200 both "
+                          "DIoU and CIoU lie at ≈ 0 on the plot)", FIGURE, ours=(auto["ciou"], f"error_t{t0}"))),
+        Claim("iou-stalls", f"IoU loss cannot move boxes that do not overlap their target (IoU = 0, gradient 0): "
+              f"after {T} iterations it leaves ≥ {cfg.stall_share:.0%} of the initially disjoint cases unchanged, "
+              f"GIoU, DIoU and CIoU ≤ {1 - cfg.stall_share:.0%}", f"{CITATION}, analysis of IoU and GIoU losses",
+              AllOf((Threshold("unchanged_disjoint", auto["iou"], cfg.stall_share, "greater"),
+                     *(Threshold("unchanged_disjoint", auto[other], 1 - cfg.stall_share, "less")
+                       for other in ("giou", "diou", "ciou")))),
+              paper=Paper(3.45, "mean error per case of IoU loss at iteration 200 (3.87 at iteration 1)", FIGURE,
+                          ours=(auto["iou"], "final_error"))),
+        Claim("diou-beats-giou-overlapping", "On the initially overlapping cases DIoU ends below GIoU (exact "
+              "gradients, paired over seeds)", f"{CITATION} (Fig. 3(a): GIoU's errors on horizontal and vertical "
+              "cases)", Paired("final_error_overlap", auto["giou"], auto["diou"], "greater", 0.0, log_ratio=True)),
+    ]
