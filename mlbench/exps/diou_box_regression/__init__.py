@@ -37,6 +37,7 @@ import math
 from dataclasses import dataclass
 
 from mlbench.core.config import param
+from mlbench.core.errors import UsageError
 from mlbench.core.grid import arm_key
 from mlbench.core.verdict import AllOf, Claim, Paired, Paper, Threshold
 
@@ -53,6 +54,12 @@ RATIO = "giou-over-diou"  # per seed: GIoU's mean error / DIoU's
 FIGURE = ("Fig. 3(b), regression error sum curves (= simulation_examples/regression_error_sum_curves.png in "
           "Zzh-tju/DIoU), read off the plot, divided by 1,715,000 cases")
 NEGATIVE_CONTROL_CLAIMS = ("diou-faster", "diou-faster-paper-gradients")
+# Fig. 3(b) read off the plot: total error / 1,715,000 cases (IoU, GIoU, DIoU, CIoU) after t iterations
+PAPER_CURVE = {10: (3.74, 2.92, 2.44, 2.18), 50: (3.51, 1.95, 0.31, 0.25), 100: (3.49, 1.37, 0.25, 0.24),
+               200: (3.45, 0.88, 0.0, 0.0)}  # DIoU, CIoU at 200: on the axis (< 0.005)
+FIGURE_STEPS = (10, 50, 100)  # where every curve can be read off
+PAPER_SCHEDULE = ((160, 20, 20), (0.1, 0.01, 0.001))
+FIGURE_TOLERANCE = 1.1  # our paper-mode mean error within ×/÷ this of the figure's
 
 
 def parse_fixes(text: str) -> tuple[str, ...]:
@@ -97,7 +104,7 @@ class Config:
                                "most 1 − it", min=0.5, max=1)
     chunk_centres: int = param(0, "centres per unit of work (0: all at once; the full profile splits its 5,000)",
                                min=0)
-    checkpoint_cases: int = param(1029, "cases per seed (from the first) whose start and end boxes each "
+    checkpoint_cases: int = param(343, "cases per seed (from the first) whose start and end boxes each "
                                   "checkpoint keeps", min=1)
     log_every: int = param(10, "iterations between metrics lines", min=1)
     negative_control: bool = param(False, "centre every anchor on its target (ρ = 0: DIoU = IoU in value and "
@@ -118,6 +125,16 @@ class Config:
             raise ValueError(f"fix_variants repeat an arm: {', '.join(self.fix_variants)}")
 
 
+CPU_CENTRES = 500  # ~12x the quick profile: about 5 minutes on one CPU core
+
+
+def check(cfg: Config, device: str) -> None:
+    """Refuse on a CPU what is sized for a GPU (the full profile's 5,000 centres: hours there)."""
+    if device == "cpu" and cfg.centres > CPU_CENTRES:
+        raise UsageError(f"{cfg.centres} centres × 343 cases per seed take hours on a CPU (the quick profile's 40 "
+                         f"take ~20 s): use --device cuda, or at most --set centres={CPU_CENTRES}")
+
+
 def variant_key(loss: str, fixes: tuple[str, ...]) -> str:
     return arm_key(loss, mode="paper", fixed="+".join(fixes))
 
@@ -134,7 +151,8 @@ def mode_arms(cfg: Config, mode: str) -> list[tuple[str, str, tuple[str, ...]]]:
 
 
 def measured_steps(cfg: Config) -> list[int]:
-    return sorted({*cfg.report_steps, cfg.early_step, cfg.steps})
+    figure = FIGURE_STEPS if compares_to_figure(cfg) else ()
+    return sorted({*cfg.report_steps, cfg.early_step, cfg.steps, *figure})
 
 
 def arms(cfg: Config) -> list[str]:
@@ -147,6 +165,11 @@ def faster(cfg: Config, mode: str) -> AllOf:
                   Paired("final_error", giou, diou, "greater", bound, log_ratio=True)))
 
 
+def compares_to_figure(cfg: Config) -> bool:
+    """The paper's curves are comparable only under its step schedule."""
+    return (tuple(cfg.stage_steps), tuple(cfg.stage_lrs)) == PAPER_SCHEDULE
+
+
 def claims(cfg: Config) -> list[Claim]:
     T, t0, r = cfg.steps, cfg.early_step, cfg.min_ratio
     fixes = parse_fixes(cfg.paper_fixes)
@@ -154,6 +177,13 @@ def claims(cfg: Config) -> list[Claim]:
         f"the authors' hand-written gradients with quirk(s) {'+'.join(fixes)} fixed"
     ratio_paper = Paper(6.3, "× GIoU/DIoU mean error at iteration 50 (1.95 vs 0.31 per case)", FIGURE)
     auto = {loss: arm_key(loss, mode="autograd") for loss in LOSSES}
+    figure = [Claim("port-matches-figure", f"With the authors' gradients our simulation redraws the paper's curves: "
+                    f"every loss's mean error at iterations {', '.join(map(str, FIGURE_STEPS))} within ×/÷ "
+                    f"{FIGURE_TOLERANCE:g} of Fig. 3(b)'s", f"{CITATION}, Fig. 3(b); Zzh-tju/DIoU test_1715k.m",
+                    AllOf(tuple(Threshold("figure_log_ratio", arm_key(loss, mode="paper"), math.log(FIGURE_TOLERANCE),
+                                          "less") for loss in LOSSES)),
+                    paper=Paper(PAPER_CURVE[50][2], "mean error per case of DIoU at iteration 50", FIGURE,
+                                ours=(arm_key("diou", mode="paper"), "error_t50")))] if compares_to_figure(cfg) else []
     return [
         Claim("diou-faster", f"DIoU loss converges faster than GIoU loss with exact gradients: GIoU/DIoU mean "
               f"regression error ≥ {r:g} at iteration {t0} and at iteration {T} (paired over seeds)",
@@ -181,4 +211,5 @@ def claims(cfg: Config) -> list[Claim]:
         Claim("diou-beats-giou-overlapping", "On the initially overlapping cases DIoU ends below GIoU (exact "
               "gradients, paired over seeds)", f"{CITATION} (Fig. 3(a): GIoU's errors on horizontal and vertical "
               "cases)", Paired("final_error_overlap", auto["giou"], auto["diou"], "greater", 0.0, log_ratio=True)),
+        *figure,
     ]

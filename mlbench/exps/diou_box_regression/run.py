@@ -8,7 +8,8 @@ import math
 import torch
 
 from mlbench.core.grid import Grid, arm_key
-from mlbench.exps.diou_box_regression import MODES, QUIRKS, RATIO, measured_steps, mode_arms
+from mlbench.exps.diou_box_regression import (FIGURE_STEPS, LOSSES, MODES, PAPER_CURVE, QUIRKS, RATIO,
+                                              compares_to_figure, measured_steps, mode_arms)
 from mlbench.exps.diou_box_regression.boxes import iou
 from mlbench.exps.diou_box_regression.report import report
 from mlbench.exps.diou_box_regression.simulation import (CASES_PER_CENTRE, Block, anchor_centres, case_error,
@@ -103,6 +104,11 @@ def ratio(a: float, b: float) -> float:
     return a / b if b > 0 else math.nan
 
 
+def log_ratio(a: float, b: float) -> float:
+    """|log(a / b)|; inf where a is 0 (or less)."""
+    return abs(math.log(a / b)) if a > 0 else math.inf
+
+
 def measure(cfg, ctx, mode: str, res: dict) -> dict:
     """Per-seed measurements of every arm of `mode` (and metrics lines of its mean-error curves)."""
     arms = mode_arms(cfg, mode)
@@ -116,6 +122,10 @@ def measure(cfg, ctx, mode: str, res: dict) -> dict:
         final_error_overlap=[ratio(s[T], n - d) for s, d in zip(res["sums"][2], nd)],
         unchanged_disjoint=[ratio(u, d) for u, d in zip(res["unchanged"], nd)],
         disjoint_share=[d / n for d in nd], nonpositive_size=[float(v) for v in res["nonpositive"]])
+    if compares_to_figure(cfg):  # max over t of |log(ours / Fig. 3(b)'s)|
+        loss_at = [next(loss for k, loss, _ in arms if k == key) for _, key, _ in grid.members()]
+        per_model["figure_log_ratio"] = [max(log_ratio(c[t], PAPER_CURVE[t][LOSSES.index(loss)]) for t in FIGURE_STEPS)
+                                         for c, loss in zip(curve, loss_at)]
     loss_of = {key: (loss, "+".join(fixes)) for key, loss, fixes in arms}
     for m, key, seed in grid.members():
         loss, fixed = loss_of[key]
