@@ -20,9 +20,36 @@ Claims: the headline, "DIoU converges faster than GIoU" (GIoU/DIoU error ratio �
 50 and at the end), judged with exact gradients; the same test with the paper's gradients
 beside it: the two verdicts together are the finding. Then: CIoU ends best; IoU loss leaves
 initially disjoint boxes where they are (its gradient is exactly 0 there); on initially
-overlapping cases DIoU ends below GIoU. The paper's YOLOv3 AP table is shown as context only.
+overlapping cases DIoU ends below GIoU; with the hand-written gradients our run redraws the
+paper's curves (Fig. 3(b)). The paper's YOLOv3 AP table is shown as context only.
 Every loss × case × seed of a mode is one stacked (4, M, N) tensor; seed k of every arm
 regresses the same cases (paired comparisons).
+
+What the data say. Quick profile (3 seeds × 40 centres × 343 cases, ~83 % of them initially
+disjoint; CPU). The port redraws the paper's Fig. 3(b): mean error per case at iterations
+10 / 50 / 100 / 200, ours (paper mode) vs the figure read off: IoU 3.73/3.51/3.49/3.44 vs
+3.74/3.51/3.49/3.45, GIoU 2.90/1.96/1.41/0.91 vs 2.92/1.95/1.37/0.88, DIoU 2.44/0.31/0.24/0.0024
+vs 2.44/0.31/0.25/≈0, CIoU 2.19/0.25/0.23/0.0024 vs 2.18/0.25/0.24/≈0 (`port-matches-figure`
+is still inconclusive: GIoU's 40-centre samples differ by ~10 % between seeds). With exact
+gradients the order of GIoU and DIoU flips: GIoU 3.04/1.14/0.34/0.017, DIoU 3.43/1.68/0.42/0.031,
+CIoU 3.34/1.47/0.28/0.0040. Headline `diou-faster`: not_reproduced, GIoU/DIoU error ratio 0.68
+[0.66, 0.70] at iteration 50 and 0.54 [0.47, 0.62] at 200 (GIoU ahead). The same test on the
+hand-written gradients: reproduced, 6.3 [5.9, 6.9] and 376 [296, 477] (the paper's plot: ≈ 6.3
+at 50). The quirk arms attribute it: GIoU at 50 / 200 goes 1.96 / 0.91 (all quirks) → 1.62 /
+0.012 (iii fixed) → 1.14 / 0.017 (i+iii, = exact); DIoU 0.31 / 0.0024 (all) → 0.38 / 0.0024 (ii)
+→ 1.56 / 0.0027 (ii+v) → 1.68 / 0.031 (i+ii+v, = exact), while (v) alone leaves DIoU at 3.4
+(the sign error and the mixed-up derivatives compensate each other); (i), a doubled step on w
+and h, is what drives every hand-written final error to ~0.0024. With all five fixed the port
+matches autograd (final error within 3e-6 for IoU and GIoU, 1e-9 for DIoU and CIoU; the
+trajectories are chaotic enough that float rounding alone moves single cases). The faithful GIoU
+port sends 60 of 41,160 cases to w or h ≤ 0 (quirk iii; the MATLAB does not guard). CIoU ends
+best with exact gradients (GIoU/CIoU 4.2 [3.3, 5.3], DIoU/CIoU 7.8 [5.8, 10.4]: reproduced);
+IoU loss leaves 100 % of the initially disjoint cases unchanged and the others 0 % (reproduced);
+on the initially overlapping cases DIoU does end below GIoU (ratio 2.0 [1.96, 2.03],
+reproduced): DIoU's exact-gradient deficit is all on disjoint boxes. Negative control
+(`negative_control=true`, every anchor centred on its target): DIoU = IoU to the last bit in
+both modes, GIoU/DIoU = 0.71 (exact) and 1.02 (paper): neither `diou-faster` claim reproduces,
+and `iou-stalls` is inconclusive (no disjoint cases).
 
 Seed documents: 000 and 002 (the IoU/GIoU/DIoU/CIoU posts: "if two boxes do not intersect,
 IoU = 0 and does not reflect their distance").
