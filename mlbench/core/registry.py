@@ -33,6 +33,7 @@ EXPERIMENTS: dict[str, str] = {
     "flash-attention-tiling": "mlbench.exps.flash_attention_tiling",
     "infonce-log-n-bound": "mlbench.exps.infonce_log_n_bound",
     "preln-vs-postln": "mlbench.exps.preln_vs_postln",
+    "diou-box-regression": "mlbench.exps.diou_box_regression",
 }
 
 
