@@ -39,8 +39,8 @@ def test_sigterm_to_a_sweep_stops_its_workers_marks_runs_interrupted_exits_143(t
     pids = []
     try:
         deadline = time.time() + 180
-        while len(list(tmp_path.glob("attn-scaling/*/units/*.json"))) < 2 and time.time() < deadline:
-            time.sleep(0.05)  # both workers are inside a run
+        while len({u.parent.parent for u in tmp_path.glob("attn-scaling/*/units/*.json")}) < 2 and time.time() < deadline:
+            time.sleep(0.05)  # both workers are inside a run (each has stored a unit of its own)
         manifests = [json.loads(p.read_text()) for p in tmp_path.glob("attn-scaling/*/manifest.json")]
         pids = [m["pid"] for m in manifests]
         assert len(pids) == 2 and all(m["status"] == "running" for m in manifests) and proc.poll() is None
