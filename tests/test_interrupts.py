@@ -53,9 +53,14 @@ def test_sigterm_to_a_sweep_stops_its_workers_marks_runs_interrupted_exits_143(t
         assert statuses == ["interrupted", "interrupted"]
         time.sleep(1)
         assert not [pid for pid in pids if alive(pid)], "orphan workers"
-    finally:
-        proc.kill()
-        for pid in pids:  # on a failure, leave no orphan behind
+    finally:  # on a failure, leave no orphan behind: SIGTERM first (the parent stops its workers)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for pid in pids:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
