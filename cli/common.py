@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from mlbench.core.errors import MlbenchError
+from mlbench.core.interrupt import exit_code, signal_name
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,7 +27,8 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def user_errors(fn: F) -> F:
-    """Run a command; an MlbenchError becomes `error: <message>` and exit code 2."""
+    """Run a command; an MlbenchError becomes `error: <message>` and exit code 2; Ctrl-C exit 130
+    and SIGTERM exit 143, each with one line (a command that knows better says what was done)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -34,11 +36,22 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except MlbenchError as exc:
             raise fail(str(exc)) from None
-        except KeyboardInterrupt:
-            err_console.print("interrupted: rerun the same command to resume")
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            stopped(exc, "rerun the same command to resume (finished work is kept)")
 
     return wrapper  # type: ignore[return-value]
+
+
+REPORTED = False  # set once `stopped` has said why the command ends
+
+
+def stopped(exc: BaseException, what: str) -> None:
+    """`interrupted (Ctrl-C): <what>` or `terminated (SIGTERM): <what>` on stderr, exit 130 / 143."""
+    global REPORTED
+    REPORTED = True
+    word = "terminated" if exit_code(exc) == 143 else "interrupted"
+    err_console.print(f"{word} ({signal_name(exc)}): {what}", soft_wrap=True)
+    sys.exit(exit_code(exc))
 
 
 def verdict_text(verdict: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
 
 # Before torch (OpenMP) is ever imported: idle worker threads sleep instead of spinning. On a
 # loaded 2-core machine spinning made 2-thread runs up to 9x slower; results are bit-identical.
@@ -39,5 +41,45 @@ def main(version: bool = typer.Option(False, "--version", help="Print the versio
         raise typer.Exit()
 
 
+def main() -> None:
+    """The `mlbench` command: the app, with Ctrl-C ending in exit 130 (SIGTERM 143) and one line
+    wherever it lands: a command says what it had done; outside its work (arguments being parsed,
+    the command returning, Python shutting down) this says so."""
+    from cli import common
+
+    try:
+        try:
+            app()
+        except KeyboardInterrupt as exc:  # outside a command's own handler (as it returns)
+            common.stopped(exc, "the command had returned; rerun it if unsure it finished")
+    except SystemExit as exc:
+        if exc.code in (130, 143):
+            if not common.REPORTED:  # Typer's silent exit for Ctrl-C while it parses the arguments
+                common.err_console.print("interrupted (Ctrl-C) while the command was starting or returning")
+            _exit_now(exc.code)
+        raise
+    finally:
+        signal.signal(signal.SIGINT, _interrupted_at_exit)
+
+
+def _exit_now(code: int) -> None:
+    """Exit with `code` now, not through the interpreter's exit: a Ctrl-C that lands inside an
+    `exec` of a string (dataclasses' generated methods, while torch imports `torch._dynamo` at the
+    first optimizer step) leaves CPython's "unhandled KeyboardInterrupt" flag set although it was
+    handled, and `python -m` then ends by killing itself with SIGINT (-2): 4 of 58 Ctrl-Cs of one
+    run did. Everything a run writes is already on disk (written atomically, fsynced)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _interrupted_at_exit(signum, frame) -> None:
+    """Ctrl-C while the interpreter shuts down (after the command's own output)."""
+    sys.stdout.flush()
+    sys.stderr.write("interrupted (Ctrl-C) after the command had finished: its work is done\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from rich.markup import escape
 
-from cli.common import console, err_console, user_errors, verdict_text
+from cli.common import console, err_console, stopped, user_errors, verdict_text
 from mlbench.core import runner
 from mlbench.core import summary as summarylib
 
@@ -99,14 +99,16 @@ def render_summary(result: runner.RunResult) -> None:
 @user_errors
 def run(
     experiment: str = typer.Argument(..., help="Experiment name (see `mlbench list`)."),
-    profile: str = typer.Option("quick", "--profile", "-p", help="smoke | quick | full (see `mlbench show`)."),
+    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="smoke | quick | full (see `mlbench show`).",
+                                          show_default="quick, or the profile of a run's config.json"),
     seeds: Optional[str] = typer.Option(None, "--seeds", "-s", help="Number of seeds, or 'auto': add seeds in "
                                         "batches until every claim is decided (error rate kept under optional stopping).",
                                         show_default="the profile's"),
     max_seeds: Optional[int] = typer.Option(None, "--max-seeds", help="With --seeds auto: the most seeds to use.",
                                             show_default="the profile's max_seeds, else twice its seeds"),
     sets: list[str] = typer.Option([], "--set", help="Override a config field: key=value (repeatable)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="A TOML file of config overrides."),
+    config: Optional[Path] = typer.Option(None, "--config", help="A TOML file of config overrides, or a run's "
+                                          "config.json (reruns that run: its profile, seeds and every field)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     results: Optional[Path] = typer.Option(None, "--results", help="Results root.", show_default="./results or $MLBENCH_RESULTS"),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (recorded; pin for bitwise reproducibility)."),
@@ -123,8 +125,21 @@ def run(
                   f"device={spec.device} run={spec.run_id}")
     with _progress() as bar:
         result = runner.execute(spec, force=force, progress=RichProgress(bar))
-    if result.already_complete:
-        console.print("[dim]already complete: showing the stored result (use --force to rerun)[/]")
-    else:
-        console.print(f"[dim]finished in {result.seconds:.1f} s[/]")
-    render_summary(result)
+    try:
+        if result.already_complete:
+            console.print(f"[dim]already complete (the stored run used {threads_text(result.threads)}): "
+                          f"showing the stored result (use --force to rerun)[/]")
+            asked = spec.threads or getattr(spec.module, "THREADS", None)
+            if asked is not None and result.threads is not None and asked != result.threads:
+                err_console.print(f"note: the stored run used {threads_text(result.threads)}, not {asked}: its numbers "
+                                  f"can differ from a {asked}-thread run in the last bits (--force reruns it "
+                                  f"with {asked})")
+        else:
+            console.print(f"[dim]finished in {result.seconds:.1f} s with {threads_text(result.threads)}[/]")
+        render_summary(result)
+    except KeyboardInterrupt as exc:
+        stopped(exc, f"the run is complete (only its display was cut short): {result.run_dir}")
+
+
+def threads_text(threads: int | None) -> str:
+    return "torch threads unknown" if threads is None else f"{threads} torch thread{'' if threads == 1 else 's'}"

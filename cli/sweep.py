@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -11,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from cli.common import console, err_console, fail, user_errors, verdict_text
+from cli.common import console, err_console, fail, stopped, user_errors, verdict_text
 from mlbench.core import runner
 from mlbench.core import sweep as sweeplib
 
@@ -38,7 +37,7 @@ def sweep(
         if not grid:
             raise fail("give at least one --grid key=v1,v2,... (or a sweep file)")
         plan = sweeplib.SweepPlan(target, sweeplib.parse_grid(grid), profile or "quick", seeds, list(sets),
-                                  device, root, jobs or 1)
+                                  device, root, 1 if jobs is None else jobs)
     points = sweeplib.expand(plan)
     console.print(f"[bold cyan]{plan.experiment}[/] sweep: {len(points)} runs, {plan.jobs} jobs x "
                   f"{sweeplib.threads_per_job(plan.jobs)} threads, profile={plan.profile}")
@@ -48,16 +47,25 @@ def sweep(
         with progress:
             task = progress.add_task("runs", total=len(points))
             sweeplib.run_sweep(plan, points, on_done=lambda p: progress.advance(task))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _summary(points)
-        err_console.print("interrupted: rerun the same sweep to resume (finished runs are kept)")
-        sys.exit(130)
+        stopped(exc, _stop_text(points))
     _summary(points)
     failed = [p for p in points if p.status == "failed"]
     if failed:
         for p in failed:
             err_console.print(f"[red]failed[/] {p.spec.run_id} ({_values(p)}): {escape(p.error or '')}")
         raise typer.Exit(1)
+
+
+def _stop_text(points: list[sweeplib.Point]) -> str:
+    """What the stop left: the runs to resume, or (it landed after the last one) nothing."""
+    counts = {s: sum(p.status == s for p in points) for s in ("complete", "skipped", "failed", "interrupted")}
+    done = ", ".join(f"{n} {s}" for s, n in counts.items() if n and s != "interrupted")
+    if not counts["interrupted"]:
+        return f"every run had finished before the stop ({done}): nothing to resume"
+    return (f"{counts['interrupted']} of {len(points)} runs interrupted{f' ({done})' if done else ''}: "
+            f"rerun the same sweep to resume them (finished runs are kept)")
 
 
 def _values(p: sweeplib.Point) -> str:

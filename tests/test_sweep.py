@@ -9,7 +9,7 @@ import mlbench
 from cli.main import app
 from mlbench.core import runner as runlib
 from mlbench.core import sweep as sweeplib
-from mlbench.core.errors import ConfigError
+from mlbench.core.errors import ConfigError, UsageError
 
 TINY = ["steps=4", "eval_every=2", "eval_size=32", "stats_dims=16", "stats_queries=16"]
 
@@ -93,3 +93,42 @@ def test_shipped_sweep_files_expand(results):
     assert files
     for f in files:
         assert sweeplib.expand(sweeplib.load_plan(f, results=results))
+
+
+BAD_SWEEP_FILES = {
+    "jobs a string": ('jobs = "two"\n', "'jobs' must be a positive integer"),
+    "jobs zero": ("jobs = 0\n", "'jobs' must be a positive integer"),
+    "seeds a string": ('seeds = "3"\n', "'seeds' must be a positive integer"),
+    "seeds a float": ("seeds = 2.5\n", "'seeds' must be a positive integer"),
+    "seeds a bool": ("seeds = true\n", "'seeds' must be a positive integer"),
+    "set an array": ("set = [1, 2]\n", "'set' must be a table"),
+    "profile a number": ("profile = 3\n", "'profile' must be a string"),
+    "grid of tables": (None, "expected a value or an array of values"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SWEEP_FILES))
+def test_bad_sweep_file_is_one_line_exit_2_nothing_written(case, tmp_path, results):
+    line, message = BAD_SWEEP_FILES[case]
+    f = tmp_path / "s.sweep.toml"
+    grid = '[grid]\nlr = [{a = 1}]\n' if line is None else '[grid]\nlr = [0.001, 0.003]\n'
+    f.write_text('experiment = "attn-scaling"\n' + (line or "") + grid)
+    res = CliRunner().invoke(app, ["sweep", str(f), "--results", str(results)])
+    assert res.exit_code == 2, (case, res.output, res.exception)
+    assert message in res.output and "Traceback" not in res.output
+    assert not results.exists()
+
+
+@pytest.mark.parametrize("jobs", ["0", "-1"])
+def test_cli_jobs_below_one_is_refused_not_made_one(jobs, results):
+    res = CliRunner().invoke(app, ["sweep", "attn-scaling", "--grid", "lr=0.001,0.003", "--jobs", jobs,
+                                   "--results", str(results)])
+    assert res.exit_code == 2 and "--jobs must be a positive integer" in res.output
+    assert not results.exists()
+
+
+def test_library_sweep_checks_jobs_and_seeds(results):
+    for kwargs in ({"jobs": "two"}, {"jobs": True}, {"seeds": 2.5}, {"seeds": True}):
+        with pytest.raises(UsageError):
+            mlbench.sweep("attn-scaling", {"lr": [0.001]}, profile="smoke", results=results, **kwargs)
+    assert not results.exists()

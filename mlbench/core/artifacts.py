@@ -19,10 +19,22 @@ def safe_name(name: str, what: str = "name") -> str:
     return name
 
 
+SEED_RULE = ("seed = int.from_bytes(sha256(f'{experiment}/{stream}/{index}'.encode()).digest()[:8], 'big') >> 1"
+             " (mlbench.core.artifacts.derive_seed); a generator of (stream, index) is torch.Generator()"
+             ".manual_seed(seed), a dataset draws from seed itself")
+
+
 def derive_seed(*parts: Any) -> int:
     """A stable 63-bit seed from (experiment, stream, seed index): adding an arm shifts no other."""
     digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1
+
+
+def seed_record(experiment: str, seeds: int, used: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's record of seeds: the rule and its inputs (experiment, seed indices, and each
+    (stream, index) the run drew from) with the seed each derives, so one seed can be rerun by hand."""
+    return {"rule": SEED_RULE, "experiment": experiment, "indices": list(range(seeds)),
+            "streams": {s: {str(k): derive_seed(experiment, s, k) for k in sorted(used[s])} for s in sorted(used)}}
 
 
 def canonical_safetensors(blob: bytes) -> bytes:

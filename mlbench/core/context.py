@@ -50,8 +50,10 @@ class Context:
     rank: int = 0  # this process under a multi-process launch
     world_size: int = 1
     unit_dir: str = "units"  # where units are stored, relative to run_dir
+    streams: dict[str, set[int]] = field(default_factory=dict)  # (stream, seed index) drawn from (manifest)
     _unit_log: list[dict[str, Any]] | None = None
     _blobs: dict[str, bytes] | None = None
+    _unit_streams: dict[str, set[int]] | None = None  # streams drawn by the unit being computed
     _saved: dict[str, bytes] = field(default_factory=dict)  # checkpoints of this run, by name
 
     @property
@@ -67,6 +69,9 @@ class Context:
 
     def seed(self, stream: str, index: int) -> int:
         """The seed of (this experiment, `stream`, seed index): adding a stream shifts no other."""
+        self.streams.setdefault(stream, set()).add(int(index))
+        if self._unit_streams is not None:
+            self._unit_streams.setdefault(stream, set()).add(int(index))
         return derive_seed(self.experiment, stream, index)
 
     def generator(self, stream: str, index: int, device: Any = "cpu"):
@@ -122,20 +127,33 @@ class Context:
         if not path.exists():
             return None
         self.resumed_units.append(key)
-        return store.read_json(path)
+        saved = store.read_json(path)
+        self._note_streams(saved)
+        return saved
+
+    def _note_streams(self, saved: dict[str, Any]) -> None:
+        """Streams a unit drew from, kept in its record: a resumed run still lists them."""
+        for stream, indices in (saved.get("streams") or {}).items():
+            self.streams.setdefault(stream, set()).update(indices)
 
     def _compute_unit(self, key: str, fn: Callable[[], Any]) -> dict[str, Any]:
-        outer, self._unit_log, self._blobs = self._unit_log, [], {}
+        outer, outer_streams = self._unit_log, self._unit_streams
+        self._unit_log, self._blobs, self._unit_streams = [], {}, {}
         try:
             result = fn()
-            return {"result": result, "log": self._unit_log, "checkpoints": self._blobs}
+            streams = {s: sorted(k) for s, k in sorted(self._unit_streams.items())}
+            return {"result": result, "log": self._unit_log, "checkpoints": self._blobs, "streams": streams}
         finally:
-            self._unit_log, self._blobs = outer, None
+            if outer_streams is not None:  # a unit inside a unit: the outer one drew them too
+                for stream, indices in self._unit_streams.items():
+                    outer_streams.setdefault(stream, set()).update(indices)
+            self._unit_log, self._blobs, self._unit_streams = outer, None, outer_streams
 
     def _store_unit(self, key: str, saved: dict[str, Any]) -> None:
         """Checkpoints first, then the unit record: a unit file means its weights are on disk."""
         blobs = saved.pop("checkpoints", {})
         self._saved.update(blobs)  # every rank can load them, whoever trained them
+        self._note_streams(saved)  # units other ranks computed
         if not self.is_main:
             return
         for name, blob in blobs.items():

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlbench.core import registry, store
+from mlbench.core import lock, registry, store
 from mlbench.core.errors import RunStoreError
 
 # "the latest run" of an experiment is the latest of its strongest profile: a smoke run (plumbing
@@ -93,13 +93,26 @@ def collect(root: Path, experiment: str | None = None) -> tuple[list[RunRow], li
         try:
             manifest = store.read_json(manifest_path)
             if manifest.get("status") != "complete":
-                skipped.append(f"{run_dir}: {manifest.get('status')}")
+                skipped.append(f"{run_dir}: {status_text(run_dir, manifest.get('status'))}")
                 continue
             rows.append(_row(run_dir, store.read_json(run_dir / "summary.json"),
                              store.read_json(run_dir / "config.json"), manifest))
         except (RunStoreError, KeyError, TypeError, ValueError, AttributeError) as exc:
             skipped.append(f"{run_dir}: unreadable ({exc})")
     return rows, skipped
+
+
+def status_text(run_dir: Path, status: str | None) -> str:
+    """A run that is not complete, as it really is: a `running` manifest whose lock nobody holds
+    was left by a process that died (SIGKILL, power cut, a lost node)."""
+    if status != "running":
+        return str(status)
+    held = lock.state(run_dir)
+    if held == "free":
+        return "interrupted (its process is gone; rerun the same command to resume)"
+    if held == "held":
+        return f"running ({lock.holder_text(run_dir)})"
+    return "running (or its process died: its lock cannot be checked on this filesystem)"
 
 
 def _row(run_dir: Path, s: dict[str, Any], cfg: dict[str, Any], manifest: dict[str, Any]) -> RunRow:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from mlbench.core import config as cfglib
-from mlbench.core import registry, sequential, store
+from mlbench.core import interrupt, lock, registry, sequential, store
+from mlbench.core.artifacts import seed_record
 from mlbench.core.context import Context, NoProgress, Progress
 from mlbench.core.distributed import barrier, rank_and_world
 from mlbench.core.errors import RunStoreError
-from mlbench.core.lock import lock, unlock
 from mlbench.core.spec import (DEFAULT_RESULTS, DEVICES, RunSpec, claims_of, replace_cfg,  # noqa: F401
                                resolve, resolve_device, results_root, run_id_for, version_of)
 from mlbench.core.summary import finish
@@ -32,20 +31,28 @@ class RunResult:
     summary: dict[str, Any]
     already_complete: bool
     seconds: float
+    threads: int | None = None  # the torch CPU threads the (stored) run used: bitwise equality needs the same
 
 
 def _prepare_run_dir(spec: RunSpec, force: bool) -> str | None:
-    """Take the run's lock and return the previous status (None for a new run)."""
+    """Take the run's lock and return the previous status (None for a new run). With `force`,
+    everything but the lock is removed first (the lock stays held: no one can slip in)."""
     run_dir = spec.run_dir
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    if force and run_dir.exists():
-        lock(run_dir)  # refuse to delete a run another process is writing
-        shutil.rmtree(run_dir)
     run_dir.mkdir(exist_ok=True)
-    lock(run_dir)
-    for stale in run_dir.rglob(".*.tmp"):  # temp files of a writer that was killed mid-write
-        stale.unlink(missing_ok=True)
-    return store.read_status(run_dir)
+    lock.lock(run_dir)
+    try:
+        if force:
+            for child in run_dir.iterdir():
+                if child.name not in lock.FILES:
+                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        for stale in run_dir.rglob(".*.tmp"):  # temp files of a writer that was killed mid-write
+            stale.unlink(missing_ok=True)
+        status = store.read_status(run_dir)
+    except BaseException:
+        lock.unlock(run_dir)
+        raise
+    return "interrupted" if status == "running" else status  # we hold the lock: its writer is gone
 
 
 def _determinism(spec: RunSpec) -> dict[str, Any]:
@@ -86,21 +93,46 @@ def execute(spec: RunSpec, *, force: bool = False, progress: Progress | None = N
         summary = store.read_json(run_dir / "summary.json")
         if not isinstance(summary, dict) or "verdict" not in summary:
             raise RunStoreError(f"corrupt summary.json in {run_dir}: rerun with --force")
-        return RunResult(run_dir, summary, True, 0.0)
+        return RunResult(run_dir, summary, True, 0.0, _stored_threads(run_dir))
     if world > 1:
         barrier()  # every rank has looked before rank 0 touches anything
     if not main:
-        return _execute_worker(spec, rank, world, start)
+        with _caller_torch_state():
+            return _execute_worker(spec, rank, world, start)
     fresh = not run_dir.exists()
-    previous = _prepare_run_dir(spec, force)
+    previous = _prepare_run_dir(spec, force)  # before torch is imported: a second writer learns at once
     try:
-        return _execute_main(spec, previous, world, progress, start)
+        with _caller_torch_state():
+            return _execute_main(spec, previous, world, progress, start)
     except RunStoreError:
         if fresh and not (run_dir / "units").exists():  # nothing of value yet: leave no folder
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     finally:
-        unlock(run_dir)
+        lock.unlock(run_dir)
+
+
+def _stored_threads(run_dir: Path) -> int | None:
+    manifest = store.read_json(run_dir / "manifest.json")
+    threads = manifest.get("determinism", {}).get("threads") if isinstance(manifest, dict) else None
+    return threads if isinstance(threads, int) else None
+
+
+@contextmanager
+def _caller_torch_state():
+    """A run pins torch's thread count and global seed; the caller (`mlbench.run` in a script or
+    notebook) gets back its own afterwards, CUDA generators included where CUDA is in use."""
+    import torch
+
+    threads, cpu_rng = torch.get_num_threads(), torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_rng_state(cpu_rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
 
 
 def _new_context(spec: RunSpec, rank: int, world: int, progress: Progress | None, resumed: list[str],
@@ -137,52 +169,37 @@ def _measure(spec: RunSpec, rank: int, world: int, progress: Progress | None,
 
 
 def _execute_worker(spec: RunSpec, rank: int, world: int, start: float) -> RunResult:
-    _determinism(spec)
-    with _sigterm_as_interrupt():
+    threads = _determinism(spec)["threads"]
+    with interrupt.sigterm_raises():
         _measure(spec, rank, world, None, [])
-    return RunResult(spec.run_dir, {}, False, time.perf_counter() - start)
+    return RunResult(spec.run_dir, {}, False, time.perf_counter() - start, threads)
 
 
 def _execute_main(spec: RunSpec, previous: str | None, world: int, progress: Progress | None,
                   start: float) -> RunResult:
     run_dir = spec.run_dir
     store.atomic_write_json(run_dir / "config.json", spec.config_record())
+    determinism = _determinism(spec)
     manifest = store.new_manifest(experiment=spec.experiment, experiment_version=version_of(spec.module),
-                                  run_id=spec.run_id, device=_device_info(spec),
-                                  determinism=_determinism(spec))
-    manifest.update(resumed_from=previous, processes=world)
+                                  run_id=spec.run_id, device=_device_info(spec), determinism=determinism)
+    manifest.update(resumed_from=previous, processes=world, seeds=seed_record(spec.experiment, spec.seeds, {}))
     store.atomic_write_json(run_dir / "manifest.json", manifest)
     resumed: list[str] = []
     try:
-        with _sigterm_as_interrupt():
-            _, summary, _ = _measure(spec, 0, world, progress, resumed)
+        with interrupt.sigterm_raises():
+            ctx, summary, _ = _measure(spec, 0, world, progress, resumed)
+            manifest.update(status="complete", ended=store.now(), resumed_units=resumed,
+                            seeds=seed_record(spec.experiment, len(ctx.seeds), ctx.streams))
+            store.atomic_write_json(run_dir / "manifest.json", manifest)
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         manifest.update(status="interrupted" if interrupted else "failed", ended=store.now(),
                         error=None if interrupted else f"{type(exc).__name__}: {exc}",
                         resumed_units=resumed)
-        store.atomic_write_json(run_dir / "manifest.json", manifest)
+        with interrupt.ignored():  # a second Ctrl-C / SIGTERM must not cut this write short
+            store.atomic_write_json(run_dir / "manifest.json", manifest)
         raise
-    manifest.update(status="complete", ended=store.now(), resumed_units=resumed)
-    store.atomic_write_json(run_dir / "manifest.json", manifest)
-    return RunResult(run_dir, summary, False, time.perf_counter() - start)
-
-
-@contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM (a scheduler or `kill`) stops the run like Ctrl-C: marked interrupted, resumable."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return RunResult(run_dir, summary, False, time.perf_counter() - start, determinism["threads"])
 
 
 def run_experiment(experiment: str, *, force: bool = False, progress: Progress | None = None,

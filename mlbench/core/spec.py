@@ -16,8 +16,8 @@ from types import ModuleType
 from typing import Any
 
 from mlbench.core import config as cfglib
-from mlbench.core import registry
-from mlbench.core.errors import DeviceError, MlbenchError, UsageError
+from mlbench.core import registry, store
+from mlbench.core.errors import ConfigError, DeviceError, MlbenchError, UsageError
 from mlbench.core.verdict import Claim
 
 DEFAULT_RESULTS = "results"
@@ -92,15 +92,25 @@ def check_claim_arms(experiment: str, module: ModuleType, cfg: Any) -> None:
                                f"that this config does not produce (a bug in the experiment)")
 
 
-def resolve(experiment: str, *, profile: str = "quick", seeds: int | str | None = None,
+def resolve(experiment: str, *, profile: str | None = None, seeds: int | str | None = None,
             sets: list[str] | tuple[str, ...] = (), config_file: str | os.PathLike | None = None,
             device: str = "auto", threads: int | None = None,
             results: str | os.PathLike | None = None, max_seeds: int | None = None) -> RunSpec:
     """Turn user input into a complete, validated run description (writes nothing).
 
     `seeds="auto"`: sequential seeds, from the profile's seed count up to `max_seeds` (default:
-    the profile's `max_seeds`, else twice its seeds)."""
+    the profile's `max_seeds`, else twice its seeds). `profile=None`: "quick", or the profile of
+    a run's config.json given as `config_file` (which also gives its seeds and every field)."""
     info = registry.info(experiment)
+    module = registry.load(experiment)
+    user: dict[str, Any] = {}
+    if config_file is not None:
+        user, record = read_config_file(Path(config_file), experiment, module)
+        if record is not None:
+            profile = _run_profile(record, profile, config_file)
+            if seeds is None and record["seeds"] == "auto":
+                seeds, max_seeds = "auto", max_seeds if max_seeds is not None else record.get("max_seeds")
+    profile = profile or "quick"
     if profile not in info.profiles:
         raise UsageError(f"unknown profile '{profile}' for {experiment}: choose from "
                          f"{', '.join(info.profiles)}")
@@ -111,14 +121,12 @@ def resolve(experiment: str, *, profile: str = "quick", seeds: int | str | None 
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be a positive integer, got {threads}")
     overrides = cfglib.parse_sets(list(sets))
-    module = registry.load(experiment)
     prof = dict(info.profiles[profile])
     n_seeds = int(prof.pop("seeds", 3))
     profile_max = prof.pop("max_seeds", None)
     decides = bool(prof.pop("decides", profile != "smoke"))
     cfg = cfglib.apply(module.Config, module.Config(), prof, f"profile '{profile}'")
     if config_file is not None:
-        user = registry.read_toml(Path(config_file))
         n_seeds = _seed_count(user.pop("seeds", n_seeds), str(config_file))
         cfg = cfglib.apply(module.Config, cfg, user, str(config_file))
     cfg = cfglib.apply(module.Config, cfg, overrides, "--set")
@@ -136,6 +144,37 @@ def resolve(experiment: str, *, profile: str = "quick", seeds: int | str | None 
     check_claim_arms(experiment, module, cfg)
     spec.run_id = run_id_for(spec.config_record())
     return spec
+
+
+def read_config_file(path: Path, experiment: str, module: ModuleType) -> tuple[dict[str, Any], dict | None]:
+    """(overrides, None) from a TOML file of overrides, or (its config and seeds, the record) from
+    a run's config.json: passing one reruns that run (same fields, profile, seeds, run id)."""
+    if path.suffix != ".json":
+        return registry.read_toml(path), None
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    record = store.read_json(path)
+    seeds = record.get("seeds") if isinstance(record, dict) else None
+    if not (isinstance(record, dict) and isinstance(record.get("experiment"), str)
+            and isinstance(record.get("profile"), str) and isinstance(record.get("config"), dict)
+            and (seeds == "auto" or isinstance(seeds, int))):
+        raise ConfigError(f"{path} is not a run's config.json (one with experiment, profile, seeds and config); "
+                          f"--config takes that or a TOML file of overrides")
+    if record["experiment"] != experiment:
+        raise ConfigError(f"{path} is a run of {record['experiment']}, not {experiment}: "
+                          f"mlbench run {record['experiment']} --config {path}")
+    if record.get("experiment_version") != version_of(module):
+        raise ConfigError(f"{path} was made by {experiment} version {record.get('experiment_version')}; this "
+                          f"mlbench has version {version_of(module)}, whose fields may differ: pass them with --set")
+    start = record.get("start_seeds") if seeds == "auto" else seeds
+    return {**record["config"], "seeds": start}, record
+
+
+def _run_profile(record: dict[str, Any], profile: str | None, path: Any) -> str:
+    if profile is not None and profile != record["profile"]:
+        raise UsageError(f"--profile {profile} conflicts with {path}, a {record['profile']} run: "
+                         f"drop --profile (or change fields with --set)")
+    return record["profile"]
 
 
 def _seed_option(seeds: int | str | None) -> int | None:

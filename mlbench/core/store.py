@@ -6,12 +6,14 @@ killed process leaves either the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
 import subprocess
 import sys
 import tempfile
+import tomllib
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -48,12 +50,26 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise RunStoreError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def fsync_dir(folder: Path) -> None:
+    """fsync a folder, so that a rename into it survives a power cut (not only the file's bytes).
+    Filesystems that cannot fsync a folder (EINVAL) are skipped."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -93,21 +109,44 @@ def ensure_writable_root(root: Path) -> None:
         raise RunStoreError(f"results root is not writable: {root} ({exc.strerror or exc})") from None
 
 
-def git_state() -> dict[str, Any]:
-    repo = Path(__file__).resolve().parents[2]
+def project_root() -> Path | None:
+    """The mlbench checkout this code runs from, or None for an installed copy: the folder two
+    levels above this package must be the top of a git work tree whose pyproject names mlbench
+    (a wheel installed inside someone else's repository is not that repository's code)."""
+    root = Path(__file__).resolve().parents[2]
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
-                                text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-        return {"commit": commit, "dirty": bool(dirty)}
+        with open(root / "pyproject.toml", "rb") as fh:
+            if tomllib.load(fh).get("project", {}).get("name") != "mlbench":
+                return None
+        top = _git(root, "rev-parse", "--show-toplevel")
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+    return root if Path(top).resolve() == root else None
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=5,
+                          check=True).stdout.strip()
+
+
+def git_state() -> dict[str, Any]:
+    """The commit (and whether tracked files differ from it) of the checkout this code runs from;
+    "unknown" for an installed copy or when git cannot tell."""
+    root = project_root()
+    try:
+        if root is None:
+            raise OSError
+        return {"commit": _git(root, "rev-parse", "HEAD"),
+                "dirty": bool(_git(root, "status", "--porcelain", "--untracked-files=no"))}
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+        return {"commit": "unknown", "dirty": None}
 
 
 def versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in ("mlbench", *VERSIONED):
+    from mlbench import __version__
+
+    out: dict[str, str | None] = {"python": platform.python_version(), "mlbench": __version__}
+    for name in VERSIONED:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
