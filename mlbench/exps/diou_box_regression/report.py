@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from mlbench.core.grid import arm_key
+from mlbench.core.grid import Grid, arm_key
 from mlbench.core.plotting import curves, figure
 from mlbench.core.tables import mean_ci_cells
 from mlbench.core.verdict import mean
@@ -78,13 +78,14 @@ def _quirk_table(cfg, ctx, m: dict) -> None:
 
 def _mean_curves(cfg, ctx, mode: str, res: dict) -> dict:
     """{loss: seeds × (T+1) mean error per case} of the arms the claims read."""
-    keys = [k for k, _, _ in mode_arms(cfg, mode)]
-    S, n = len(ctx.seeds), res["cases"]
-    out = {}
-    for loss in LOSSES:
-        a = keys.index(arm_key(loss, mode=mode))
-        out[loss] = [[v / n for v in res["sums"][0][a * S + s]] for s in range(S)]
-    return out
+    grid, n = _grid(cfg, ctx, mode), res["cases"]
+    return {loss: [[v / n for v in res["sums"][0][grid.index(arm_key(loss, mode=mode), k)]] for k in grid.seeds]
+            for loss in LOSSES}
+
+
+def _grid(cfg, ctx, mode: str) -> Grid:
+    """The stacked members of `mode`'s arms, as run.py built them (to read its per-member results)."""
+    return Grid(tuple(k for k, _, _ in mode_arms(cfg, mode)), tuple(ctx.seeds))
 
 
 def _plot_curves(cfg, ctx, per_case: dict) -> None:
@@ -110,18 +111,16 @@ def _plot_curves(cfg, ctx, per_case: dict) -> None:
 
 def _plot_split(cfg, ctx, res: dict) -> None:
     """Exact gradients: mean error of the initially disjoint and the initially overlapping cases."""
-    keys = [k for k, _, _ in mode_arms(cfg, "autograd")]
-    S, n, x = len(ctx.seeds), res["cases"], list(range(cfg.steps + 1))
+    grid, n, x = _grid(cfg, ctx, "autograd"), res["cases"], list(range(cfg.steps + 1))
     fig, ax = figure(1, 2)
     for c, (s, name) in enumerate(((1, "initially disjoint"), (2, "initially overlapping"))):
         by = {}
         for loss in LOSSES:
-            a = keys.index(arm_key(loss, mode="autograd"))
             rows = []
-            for k in range(S):
-                d = res["disjoint"][a * S + k]
-                count = d if s == 1 else n - d
-                rows.append([v / count if count else math.nan for v in res["sums"][s][a * S + k]])
+            for k in grid.seeds:
+                m = grid.index(arm_key(loss, mode="autograd"), k)
+                count = res["disjoint"][m] if s == 1 else n - res["disjoint"][m]
+                rows.append([v / count if count else math.nan for v in res["sums"][s][m]])
             by[NAMES[loss]] = rows
         curves(ax[0][c], x, by, xlabel="iteration", ylabel="mean error per case (log scale)",
                title=f"{name} cases, exact gradients")
@@ -169,11 +168,11 @@ def _plot_centres(cfg, ctx, results: dict) -> None:
     values = [v for mode in MODES for row in results[mode]["centre_final"] for v in row if v > 0]
     norm = LogNorm(min(values), max(values)) if values else None
     for r, mode in enumerate(MODES):
-        keys, res = [k for k, _, _ in mode_arms(cfg, mode)], results[mode]
+        grid, res = _grid(cfg, ctx, mode), results[mode]
         for c, loss in enumerate(LOSSES):
-            a = keys.index(arm_key(loss, mode=mode))
             xy = [p for k in range(S) for p in res["centres"][k]]
-            z = [max(v, norm.vmin) if norm else v for k in range(S) for v in res["centre_final"][a * S + k]]
+            z = [max(v, norm.vmin) if norm else v for k in grid.seeds
+                 for v in res["centre_final"][grid.index(arm_key(loss, mode=mode), k)]]
             sc = ax[r][c].scatter([p[0] for p in xy], [p[1] for p in xy], c=z, s=14, cmap="viridis", norm=norm)
             ax[r][c].set(title=f"{NAMES[loss]}, {mode}", aspect="equal",
                          xlabel="anchor centre x" if r == len(MODES) - 1 else "", ylabel="anchor centre y" if c == 0 else "")
