@@ -26,6 +26,7 @@ EXPERIMENTS: dict[str, str] = {
     "adam-vs-adamw": "mlbench.exps.adam_vs_adamw",
     "fp16-mixed": "mlbench.exps.fp16_mixed",
     "hippo-memory": "mlbench.exps.hippo_memory",
+    "rectified-flow": "mlbench.exps.rectified_flow",
 }
 
 
