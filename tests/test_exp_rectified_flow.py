@@ -220,8 +220,8 @@ def test_quick_profile_verdicts(run_once):
     m = summary["measurements"]
     assert all(s > 1.0 for s in m["rf-uniform"]["straightness"])  # 1-RF is curved...
     assert all(s < 0.1 for s in m["rf2"]["straightness"])  # ...2-RF nearly straight
-    floor = max(m["data-floor"]["sw1"])
-    assert all(floor < v < 0.1 for v in m["rf-uniform@nfe256"]["sw1"])  # 1-RF converges near the data
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    assert mean(m["rf-uniform@nfe256"]["sw1"]) < 2 * mean(m["data-floor"]["sw1"])  # 1-RF converges near the data
 
 
 @pytest.mark.slow

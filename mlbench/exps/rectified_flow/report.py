@@ -54,7 +54,8 @@ def _comparisons(cfg, m: dict) -> list[dict]:
             _paired("PF-ODE Euler − 1-RF, 4 steps", "excess", sw("vp-euler", 4, "excess"), sw("rf-uniform", 4, "excess")),
             _paired("PF-ODE Euler − 1-RF, 4 steps", "SW1", sw("vp-euler", 4), sw("rf-uniform", 4)),
             _paired(f"PF-ODE Euler − 1-RF, {ref} steps", "SW1", sw("vp-euler", ref), sw("rf-uniform", ref))]
-    rows += [_paired(f"logit-normal − uniform t, {n} steps", "SW1", sw("rf-lognorm", n), sw("rf-uniform", n))
+    rows += [_paired(f"logit-normal − uniform t, {n} step{'s' if n > 1 else ''}", "SW1", sw("rf-lognorm", n),
+                     sw("rf-uniform", n))
              for n in sorted(cfg.nfe_grid) if n in (1, 2, 4, 8, ref)]
     if 32 in cfg.nfe_grid:
         rows.append(_paired(f"2-RF at 32 steps − 1-RF at {ref}", "SW1", sw("rf2", 32), sw("rf-uniform", ref)))
