@@ -28,12 +28,14 @@ Claims, with the quick profile's figures (5 seeds; mean and 95% CI over seeds):
    256 steps (0.070 vs 0.035): the whole gap is converged quality, and the excess gap is 0.001
    [−0.019, 0.021], far under the 0.03 a step-count effect must reach (with CI > 0 over ≥ 5 seeds).
    On 2-D data the VP probability-flow ODE is nearly as easy to integrate as the RF ODE; what
-   separates them is how well the ε-network fits, which flips with the training budget.
+   separates them is how well the ε-network fits, which moves with the training budget (the
+   sweep, steps 1000–4000 × lr 3e-3/1e-2: excess gap −0.016 to 0.023, inconclusive at all 6).
 4. Logit-normal vs uniform t (SD3), paired SW1 at 2 and 4 steps: reproduced at the quick
    learning rate (−0.019 [−0.038, −0.001] and −0.010 [−0.014, −0.006]), but fragile: with lr
    3e-3 or 5e-3 the 4-step difference is within noise (inconclusive) and logit-normal's 256-step
-   SW1 is worse. At 1–2 steps SW1 rewards samples pulled toward the data mean, so this is weak
-   evidence for SD3's image-scale ranking either way (the sweep file varies lr and steps).
+   SW1 is worse; over the sweep it is reproduced at 2 of 6 points. At 1–2 steps SW1 rewards
+   samples pulled toward the data mean, so this is weak evidence for SD3's image-scale ranking.
+   The headline, claim 2 and claim 5 are reproduced at every sweep point.
 5. Shuffled reflow (an independent coupling) stays as curved as 1-RF (S 2.61 vs 2.64): the
    straightening comes from the coupling, not from the extra training. Reproduced.
 Report only (table `paired`): 2-RF at 32 steps is 0.003 [0.001, 0.005] worse than 1-RF at 256;
