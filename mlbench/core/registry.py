@@ -34,6 +34,7 @@ EXPERIMENTS: dict[str, str] = {
     "infonce-log-n-bound": "mlbench.exps.infonce_log_n_bound",
     "preln-vs-postln": "mlbench.exps.preln_vs_postln",
     "diou-box-regression": "mlbench.exps.diou_box_regression",
+    "rectified-flow": "mlbench.exps.rectified_flow",
 }
 
 
