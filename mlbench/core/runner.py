@@ -5,8 +5,10 @@ Everything a user can get wrong is checked in `spec.resolve` before any file is 
 
 from __future__ import annotations
 
+import ctypes
 import json
 import shutil
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,9 +66,26 @@ def _determinism(spec: RunSpec) -> dict[str, Any]:
     if threads is not None:
         torch.set_num_threads(threads)
     torch.manual_seed(0)  # experiments seed their own generators; this pins any stray use
+    _keep_freed_memory()
     return {"threads": torch.get_num_threads(), "device": spec.device,
             "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
             "bitwise_reproducible": spec.device == "cpu"}
+
+
+def _keep_freed_memory(keep: int = 256 << 20) -> None:
+    """glibc gives freed blocks back to the OS after each large free, so a training step that
+    frees and re-allocates the same tensors pays a page fault per page every step (measured:
+    4.6 s of system time in a 35 s CPU quick run of rectified-flow, 0.4 s with this). Keep up to
+    `keep` bytes of freed memory for reuse (M_TRIM_THRESHOLD, M_MMAP_THRESHOLD; process-wide,
+    results unchanged). Elsewhere than glibc: nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-1, keep)  # M_TRIM_THRESHOLD
+        libc.mallopt(-3, keep)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # musl or no libc.so.6
+        pass
 
 
 def _device_info(spec: RunSpec) -> dict[str, Any]:
