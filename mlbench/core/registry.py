@@ -30,6 +30,7 @@ EXPERIMENTS: dict[str, str] = {
     "autoregressive-digits": "mlbench.exps.autoregressive_digits",
     "swiglu-ffn": "mlbench.exps.swiglu_ffn",
     "robbins-monro": "mlbench.exps.robbins_monro",
+    "checkerboard-artifacts": "mlbench.exps.checkerboard_artifacts",
 }
 
 
