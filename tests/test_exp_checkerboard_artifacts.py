@@ -146,10 +146,10 @@ def test_icnr_is_conv_then_nearest_resize_and_the_wrong_tying_is_not():
 
 
 def test_constant_input_is_exactly_flat_only_for_resize_and_icnr():
-    cfg = face.Config(channels=4, init_draws=6)
+    cfg = face.Config(channels=4, init_draws=6, blur_arm=True)
     ctx = Context(NAME, None, [0, 1])
     stats = run_mod.init_statistics(cfg, ctx)["per_arm"]
-    for arm in face.FLAT_AT_INIT:
+    for arm in face.FLAT_AT_INIT + (face.BLUR,):
         assert stats[arm]["phase_contrast_max"] == [0.0, 0.0], arm
     for arm in face.UNEVEN_AT_INIT:
         assert min(stats[arm]["phase_contrast_min"]) > 0.1, arm
@@ -215,6 +215,19 @@ def test_seeds_are_independent_members_of_the_stack(tmp_path):
     for arm, metrics in two.items():
         for metric, values in metrics.items():
             assert values == pytest.approx(four[arm][metric][2:], rel=1e-4), (arm, metric)
+
+
+def test_every_seed_tests_decide_as_stated():
+    from mlbench.exps.checkerboard_artifacts.every_seed import EverySeed, SignOnEverySeed
+
+    m = {"a": {"p": [0.0, 0.0, 0.0], "e": [1.0, 2.0, 3.0]}, "b": {"p": [0.0, 1e-9, 0.0], "e": [0.5, 2.5, 2.0]},
+         "c": {"e": [2.0, 3.0, 4.0]}, "d": {"e": [0.0, float("nan"), 1.0]}}
+    assert EverySeed("p", "a", "==", 0.0)(m).verdict == "reproduced"
+    assert EverySeed("p", "b", "==", 0.0)(m).verdict == "not_reproduced"  # one seed off by 1e-9 refutes it
+    assert SignOnEverySeed("e", "c", "a")(m).verdict == "reproduced"
+    assert SignOnEverySeed("e", "a", "c")(m).verdict == "not_reproduced"
+    assert SignOnEverySeed("e", "a", "b")(m).verdict == "inconclusive"  # a seed flipped
+    assert SignOnEverySeed("e", "d", "a", "less")(m).verdict == "inconclusive"  # NaN
 
 
 # ----------------------------------------------------------------------------- configs, reruns

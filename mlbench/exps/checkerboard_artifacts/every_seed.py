@@ -45,7 +45,7 @@ class EverySeed:
                             reason="NaN values (a diverged or undefined measurement)")
         verdict = REPRODUCED if held == len(vals) else NOT_REPRODUCED
         return Evidence(verdict, text, worst, None, len(vals), arms,
-                        effect_name=f"{self.metric} of {self.arm}, the seed farthest from {self.value:g}",
+                        effect_name=f"{self.metric} of {self.arm} (the seed farthest from {self.value:g})",
                         reason=None if verdict == REPRODUCED else f"{len(vals) - held} of {len(vals)} seeds fail")
 
 

@@ -22,7 +22,8 @@ FIGURE_PX = 8  # side of the output patches shown in the figures
 def init_statistics(cfg, ctx) -> dict:
     """P of every upsampler on a constant input of ones, `init_draws` inits per seed, signed and
     |w|; and of the all-ones kernels. On the CPU in float32 whatever the device: exactness is a
-    property of the arithmetic, and cuDNN's Winograd/FFT kernels round tile by tile."""
+    property of the arithmetic, and cuDNN's Winograd/FFT kernels round tile by tile. The blur
+    reads one pixel further toward the border, so its crop is one pixel wider."""
     S, R, C, n = len(ctx.seeds), cfg.init_draws, cfg.channels, cfg.init_size
     x = torch.ones(1, S * R * C, n, n)
     per_arm, patches = {}, {}
@@ -32,7 +33,8 @@ def init_statistics(cfg, ctx) -> dict:
         with torch.no_grad():
             y = up.forward(spec, params, x).view(S * R, C, 2 * n, 2 * n)  # (seed, draw) major
             y_abs = up.forward(spec, up.same_sign(params), x).view(S * R, C, 2 * n, 2 * n)
-        p, p_abs = phase_contrast(y, 2, cfg.crop).view(S, R), phase_contrast(y_abs, 2, cfg.crop).view(S, R)
+        crop = cfg.crop + int(spec.blur)
+        p, p_abs = phase_contrast(y, 2, crop).view(S, R), phase_contrast(y_abs, 2, crop).view(S, R)
         per_arm[arm] = {"phase_contrast": p.mean(1).tolist(), "phase_contrast_min": p.min(1).values.tolist(),
                         "phase_contrast_max": p.max(1).values.tolist(), "phase_contrast_abs": p_abs.mean(1).tolist(),
                         "phase_contrast_abs_max": p_abs.max(1).values.tolist()}
@@ -68,11 +70,12 @@ def train(cfg, ctx) -> dict:
     params = {k: v.requires_grad_(True) for k, v in superres.init_params(cfg, grid, ctx).items()}
     opt = torch.optim.Adam(list(params.values()), lr=cfg.lr)
     gens = ctx.generators("batches")
-    curve_steps, curve_energy, curve_mse, losses = [], [], [], torch.full((len(grid),), float("nan"))
+    curve_steps, curve_energy, curve_mse, losses = [], [], [], None
     for step in ctx.steps(cfg.steps, every=cfg.eval_every, desc=f"train {len(grid)} upsampler models"):
         if step.evaluate:
             ev = superres.evaluate(cfg, grid, params, test_target)
-            ctx.log_models(grid, step.index, log10_energy=ev["log10_energy"], test_mse=ev["test_mse"], train_mse=losses)
+            ctx.log_models(grid, step.index, log10_energy=ev["log10_energy"], test_mse=ev["test_mse"],
+                           **({} if losses is None else {"train_mse": losses}))  # the last step's batch
             curve_steps.append(step.index)
             curve_energy.append(ev["log10_energy"].tolist())
             curve_mse.append(ev["test_mse"].tolist())
