@@ -18,7 +18,7 @@ from mlbench.core.errors import ConfigError, UsageError
 from mlbench.core.spec import resolve
 from mlbench.data import blobs
 from mlbench.exps import checkerboard_artifacts as face
-from mlbench.exps.checkerboard_artifacts import artifacts, run as run_mod, superres
+from mlbench.exps.checkerboard_artifacts import artifacts, run as run_mod
 from mlbench.exps.checkerboard_artifacts import upsamplers as up
 
 from helpers import InterruptAt
