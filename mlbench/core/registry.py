@@ -35,6 +35,7 @@ EXPERIMENTS: dict[str, str] = {
     "preln-vs-postln": "mlbench.exps.preln_vs_postln",
     "diou-box-regression": "mlbench.exps.diou_box_regression",
     "rectified-flow": "mlbench.exps.rectified_flow",
+    "checkerboard-artifacts": "mlbench.exps.checkerboard_artifacts",
 }
 
 
