@@ -113,10 +113,14 @@ def run(
     results: Optional[Path] = typer.Option(None, "--results", help="Results root.", show_default="./results or $MLBENCH_RESULTS"),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (recorded; pin for bitwise reproducibility)."),
     force: bool = typer.Option(False, "--force", help="Rerun even if a complete run exists."),
+    log_with: list[str] = typer.Option([], "--log-with", help="Also send every logged metric and the verdicts to "
+                                       "an accelerate tracker: tensorboard | mlflow | trackio | wandb (repeatable; "
+                                       "offline, files under <run>/trackers/; pip install 'mlbench\\[tensorboard]' etc.)."),
 ) -> None:
     """Run an experiment: a table, plots, checkpoints and a verdict under <results>/<exp>/<run-id>/."""
     spec = runner.resolve(experiment, profile=profile, seeds=seeds, sets=sets, config_file=config,
-                          device=device, threads=threads, results=results, max_seeds=max_seeds)
+                          device=device, threads=threads, results=results, max_seeds=max_seeds,
+                          log_with=log_with)
     if os.environ.get("RANK", "0") != "0":  # a secondary rank of a multi-process launch: rank 0 reports
         runner.execute(spec, force=force)
         return

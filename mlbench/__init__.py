@@ -4,6 +4,7 @@ Public API (no torch import happens until a run starts):
 
     import mlbench
     mlbench.run("attn-scaling", profile="smoke", seeds=2)   # -> RunResult
+    mlbench.results("results").to_pandas()                 # every complete run, one row each
 """
 
 import os as _os
@@ -27,3 +28,10 @@ def sweep(experiment: str, grid: dict, **kwargs):
     from mlbench.core.sweep import sweep as _sweep
 
     return _sweep(experiment, grid, **kwargs)
+
+
+def results(root=None, experiment=None):
+    """Every complete run under `root` as data; see `mlbench.core.results_api.results`."""
+    from mlbench.core.results_api import results as _results
+
+    return _results(root, experiment)

@@ -206,6 +206,32 @@ def test_gpu_lm_pieces_run_on_cpu():
     assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in p.values())
 
 
+def test_gpu_timing_arms_and_accelerate_recipe_run_on_cpu(tmp_path):
+    """The full profile's LM arms at toy size on a CPU (calling lm.measure directly: the face's
+    check asks for CUDA). Every arm is measured and logged; the accelerate arms get an Accelerator
+    with their mixed precision; accelerate's bf16 recipe gives the hand-built bf16's losses on the
+    same weights and tokens. Not run here: fp16 through accelerate (on a CPU it trains in fp32)."""
+    from mlbench.core.context import Context
+
+    cfg = exp.Config(amp_benchmark=True, amp_d_model=64, amp_layers=1, amp_seq_len=16, amp_batch=2,
+                     amp_vocab=32, amp_steps=4, amp_warmup=1)
+    ctx = Context("fp16-mixed", tmp_path, [0])
+    made, accelerator = [], ctx.accelerator
+
+    def spy(**kwargs):
+        acc = accelerator(**kwargs)
+        made.append((acc.mixed_precision, acc.native_amp))  # as made: accelerate's state is shared
+        return acc
+
+    ctx.accelerator = spy
+    m = lm.measure(cfg, ctx)
+    assert sorted(m) == sorted(f"amp-{a}" for a in exp.AMP_ARMS) == sorted(exp.arms(cfg)[-len(exp.AMP_ARMS):])
+    assert made == [("bf16", True), ("fp16", False)]  # bf16 autocast is real on a CPU, fp16 is not
+    assert all(math.isfinite(v) for r in m.values() for v in r["step_ms"] + r["final_loss"])
+    assert m["amp-accelerate-bf16"]["final_loss"] == m["amp-bf16"]["final_loss"] != m["amp-fp32"]["final_loss"]
+    assert {r["arm"] for r in ctx.records} == set(m)
+
+
 def test_full_profile_on_cpu_is_a_clear_usage_error(tmp_path):
     with pytest.raises(UsageError, match="--device cuda"):  # refused in resolve: nothing written
         runner.resolve("fp16-mixed", profile="full", device="cpu", results=tmp_path)

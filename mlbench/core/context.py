@@ -39,7 +39,7 @@ class Context:
     experiment: str
     run_dir: Path
     seeds: list[int]  # seed indices
-    device_name: str = "cpu"  # resolved: "cpu" or "cuda"
+    device_name: str = "cpu"  # accelerate's device for this process: "cpu", "cuda", "cuda:1" (core/device.py)
     progress: Progress = field(default_factory=NoProgress)
     config_json: str = "{}"  # stored in checkpoint metadata
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "mlbench")  # datasets
@@ -51,6 +51,7 @@ class Context:
     world_size: int = 1
     unit_dir: str = "units"  # where units are stored, relative to run_dir
     streams: dict[str, set[int]] = field(default_factory=dict)  # (stream, seed index) drawn from (manifest)
+    sink: Callable[[list[dict[str, Any]]], None] | None = None  # --log-with trackers (main process)
     _unit_log: list[dict[str, Any]] | None = None
     _blobs: dict[str, bytes] | None = None
     _unit_streams: dict[str, set[int]] | None = None  # streams drawn by the unit being computed
@@ -66,6 +67,13 @@ class Context:
         import torch
 
         return torch.device(self.device_name)
+
+    def accelerator(self, mixed_precision: str = "no", **kwargs: Any):
+        """An `accelerate.Accelerator` on this run's device (`mixed_precision` "no", "fp16" or
+        "bf16"), for code that trains as users of accelerate do (see `mlbench.core.device`)."""
+        from mlbench.core.device import accelerator
+
+        return accelerator(self.device.type, mixed_precision, **kwargs)
 
     def seed(self, stream: str, index: int) -> int:
         """The seed of (this experiment, `stream`, seed index): adding a stream shifts no other."""
@@ -116,6 +124,8 @@ class Context:
         for key in units:
             saved = done[key] or computed[key]
             self.records.extend(saved["log"])
+            if self.sink is not None and key not in mine:  # resumed, or another rank's: not sent yet
+                self.sink(saved["log"])
             results[key] = saved["result"]
         return results
 
@@ -184,6 +194,8 @@ class Context:
         rec = {k: (float(v) if hasattr(v, "item") else v) for k, v in record.items()}
         json.dumps(rec)  # fail here, not at the end of the run, if it is not serialisable
         (self._unit_log if self._unit_log is not None else self.records).append(rec)
+        if self.sink is not None:  # live, as it is logged
+            self.sink([rec])
 
     def log_models(self, grid: Grid, step: int | None = None, **per_model: Any) -> None:
         """One metrics line per member of `grid`: its arm and coordinates, seed, step, and each

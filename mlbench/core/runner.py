@@ -11,29 +11,20 @@ import shutil
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from mlbench.core import config as cfglib
-from mlbench.core import interrupt, lock, registry, sequential, store
+from mlbench.core import interrupt, lock, registry, sequential, store, trackers
 from mlbench.core.artifacts import seed_record
 from mlbench.core.context import Context, NoProgress, Progress
+from mlbench.core.device import place
 from mlbench.core.distributed import barrier, rank_and_world
 from mlbench.core.errors import RunStoreError
+from mlbench.core.run_result import RunResult
 from mlbench.core.spec import (DEFAULT_RESULTS, DEVICES, RunSpec, claims_of, replace_cfg,  # noqa: F401
                                resolve, resolve_device, results_root, run_id_for, version_of)
 from mlbench.core.summary import finish
 from mlbench.data.cache import default_cache_dir
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    summary: dict[str, Any]
-    already_complete: bool
-    seconds: float
-    threads: int | None = None  # the torch CPU threads the (stored) run used: bitwise equality needs the same
 
 
 def _prepare_run_dir(spec: RunSpec, force: bool) -> str | None:
@@ -89,11 +80,8 @@ def _keep_freed_memory(keep: int = 256 << 20) -> None:
 
 
 def _device_info(spec: RunSpec) -> dict[str, Any]:
-    import torch
-
-    if spec.device == "cuda":
-        return {"type": "cuda", "name": torch.cuda.get_device_name(0)}
-    return {"type": "cpu", "name": "cpu"}
+    """accelerate's device of this process and its name; under a launch, every rank's."""
+    return place(spec.device).manifest()
 
 
 def execute(spec: RunSpec, *, force: bool = False, progress: Progress | None = None) -> RunResult:
@@ -155,26 +143,28 @@ def _caller_torch_state():
 
 
 def _new_context(spec: RunSpec, rank: int, world: int, progress: Progress | None, resumed: list[str],
-                 seeds: int | None = None, unit_dir: str = "units") -> Context:
+                 seeds: int | None = None, unit_dir: str = "units", sink=None) -> Context:
     cfg_json = json.dumps(cfglib.to_dict(spec.cfg), sort_keys=True)
-    return Context(spec.experiment, spec.run_dir, list(range(seeds or spec.seeds)), spec.device,
+    return Context(spec.experiment, spec.run_dir, list(range(seeds or spec.seeds)), place(spec.device).device,
                    progress or NoProgress(), cfg_json, cache_dir=default_cache_dir(),
-                   resumed_units=resumed, rank=rank, world_size=world, unit_dir=unit_dir)
+                   resumed_units=resumed, rank=rank, world_size=world, unit_dir=unit_dir, sink=sink)
 
 
 def _measure(spec: RunSpec, rank: int, world: int, progress: Progress | None,
-             resumed: list[str]) -> tuple[Context, dict, dict | None]:
+             resumed: list[str], tracking: trackers.Tracking | None = None) -> tuple[Context, dict, dict | None]:
     """Run the experiment: once, or (`--seeds auto`) once per look with ever more seeds, each
-    look's units in units/look<j>-seeds<n>/ so that a resumed run redoes nothing.
+    look's units in units/look<j>-seeds<n>/ so that a resumed run redoes nothing (the trackers
+    get each look's records under `look<j>/`).
     Returns the last look's context, the summary written and (sequential) its record."""
     run = registry.run_function(spec.experiment)
     if spec.max_seeds is None:
-        ctx = _new_context(spec, rank, world, progress, resumed)
+        ctx = _new_context(spec, rank, world, progress, resumed, sink=tracking and tracking.sink())
         measurements = run(spec.cfg, ctx)
         return ctx, (finish(spec, ctx, measurements) if rank == 0 else {}), None
     looks = sequential.Looks(claims_of(spec.module, spec.cfg), sequential.schedule(spec.seeds, spec.max_seeds))
     for j, n in enumerate(looks.looks, 1):
-        ctx = _new_context(spec, rank, world, progress, resumed, seeds=n, unit_dir=f"units/look{j}-seeds{n}")
+        ctx = _new_context(spec, rank, world, progress, resumed, seeds=n, unit_dir=f"units/look{j}-seeds{n}",
+                           sink=tracking and tracking.sink(f"look{j}/"))
         with ctx.task(f"look {j} of at most {len(looks.looks)}: {n} seeds", None):
             measurements = run(spec.cfg, ctx)
         judged = looks.look(n, measurements)
@@ -204,9 +194,13 @@ def _execute_main(spec: RunSpec, previous: str | None, world: int, progress: Pro
     manifest.update(resumed_from=previous, processes=world, seeds=seed_record(spec.experiment, spec.seeds, {}))
     store.atomic_write_json(run_dir / "manifest.json", manifest)
     resumed: list[str] = []
+    tracking = None
     try:
         with interrupt.sigterm_raises():
-            ctx, summary, _ = _measure(spec, 0, world, progress, resumed)
+            tracking = trackers.start(spec, world)
+            ctx, summary, _ = _measure(spec, 0, world, progress, resumed, tracking)
+            if tracking:
+                tracking.claims(summary)
             manifest.update(status="complete", ended=store.now(), resumed_units=resumed,
                             seeds=seed_record(spec.experiment, len(ctx.seeds), ctx.streams))
             store.atomic_write_json(run_dir / "manifest.json", manifest)
@@ -218,6 +212,9 @@ def _execute_main(spec: RunSpec, previous: str | None, world: int, progress: Pro
         with interrupt.ignored():  # a second Ctrl-C / SIGTERM must not cut this write short
             store.atomic_write_json(run_dir / "manifest.json", manifest)
         raise
+    finally:
+        if tracking:
+            tracking.end()
     return RunResult(run_dir, summary, False, time.perf_counter() - start, determinism["threads"])
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from mlbench.core import config as cfglib
 from mlbench.core import registry, store
 from mlbench.core.errors import ConfigError, DeviceError, MlbenchError, UsageError
+from mlbench.core.trackers import check as check_trackers
 from mlbench.core.verdict import Claim
 
 DEFAULT_RESULTS = "results"
@@ -37,6 +38,7 @@ class RunSpec:
     run_id: str
     max_seeds: int | None = None  # sequential seeds (`--seeds auto`): start at `seeds`, at most this many
     decides: bool = True  # False for a smoke profile: its verdicts are plumbing checks, not results
+    log_with: tuple[str, ...] = ()  # accelerate trackers (--log-with): a view of the run, not part of its id
 
     @property
     def run_dir(self) -> Path:
@@ -95,12 +97,14 @@ def check_claim_arms(experiment: str, module: ModuleType, cfg: Any) -> None:
 def resolve(experiment: str, *, profile: str | None = None, seeds: int | str | None = None,
             sets: list[str] | tuple[str, ...] = (), config_file: str | os.PathLike | None = None,
             device: str = "auto", threads: int | None = None,
-            results: str | os.PathLike | None = None, max_seeds: int | None = None) -> RunSpec:
+            results: str | os.PathLike | None = None, max_seeds: int | None = None,
+            log_with: list[str] | tuple[str, ...] = ()) -> RunSpec:
     """Turn user input into a complete, validated run description (writes nothing).
 
     `seeds="auto"`: sequential seeds, from the profile's seed count up to `max_seeds` (default:
     the profile's `max_seeds`, else twice its seeds). `profile=None`: "quick", or the profile of
-    a run's config.json given as `config_file` (which also gives its seeds and every field)."""
+    a run's config.json given as `config_file` (which also gives its seeds and every field).
+    `log_with`: accelerate trackers, each known and installed (core/trackers.py)."""
     info = registry.info(experiment)
     module = registry.load(experiment)
     user: dict[str, Any] = {}
@@ -121,6 +125,7 @@ def resolve(experiment: str, *, profile: str | None = None, seeds: int | str | N
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be a positive integer, got {threads}")
     overrides = cfglib.parse_sets(list(sets))
+    log_with = check_trackers(log_with)
     prof = dict(info.profiles[profile])
     n_seeds = int(prof.pop("seeds", 3))
     profile_max = prof.pop("max_seeds", None)
@@ -137,7 +142,7 @@ def resolve(experiment: str, *, profile: str | None = None, seeds: int | str | N
             raise UsageError(f"--max-seeds must be larger than the starting seeds ({n_seeds}), got {max_seeds}")
     spec = RunSpec(experiment, module, profile, cfg, n_seeds, resolve_device(device), threads,
                    results_root(results), run_id="", max_seeds=max_seeds if sequential else None,
-                   decides=decides)
+                   decides=decides, log_with=log_with)
     check = getattr(module, "check", None)  # optional: can this config run on this device?
     if check is not None:
         check(cfg, spec.device)

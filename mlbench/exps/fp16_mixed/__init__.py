@@ -33,7 +33,9 @@ accuracy, but its training loss stalls above fp32's (x1.2 quick, x3 full) as mos
 The "worse" and "equivalent" judgements therefore use the final training loss next to accuracy.
 
 The `full` profile (GPU only) adds real `torch.autocast` + `GradScaler` on a 6-layer causal LM:
-median step time and `torch.cuda.max_memory_allocated` for fp32 (TF32 off), TF32, bf16, fp16.
+median step time and `torch.cuda.max_memory_allocated` for fp32 (TF32 off), TF32, bf16, fp16, and
+the same LM as accelerate's users train it (`Accelerator(mixed_precision="bf16" | "fp16")`,
+`accelerator.autocast()`, `accelerator.backward`, its GradScaler), for the figures they get.
 
 Run: `mlbench run fp16-mixed` (quick, CPU); `mlbench run fp16-mixed --profile full --device cuda`.
 """
@@ -47,7 +49,7 @@ from mlbench.core.config import param
 from mlbench.core.grid import arm_key
 from mlbench.core.verdict import AllOf, Claim, Equivalent, Paired, Paper, Threshold
 
-VERSION = 2
+VERSION = 3
 SUMMARY = ("fp16 training matches fp32 when it keeps fp32 master weights and scales the loss: unscaled fp16 "
            "gradients underflow to 0, and updates below 2^-11 of a weight vanish in fp16.")
 PAPER = "Micikevicius et al. 2018, Mixed Precision Training (ICLR)"
@@ -58,7 +60,8 @@ ARMS = {"fp32": (None, True, "none"), "bf16": ("bfloat16", True, "none"),
         "fp16-pure": ("float16", False, "none"), "fp16-noscale": ("float16", True, "none"),
         "fp16-static": ("float16", True, "static"), "fp16-dynamic": ("float16", True, "dynamic")}
 SCALES = ("1", "static", "dynamic")  # the loss scales the gradient census tries on the fp32 arm's gradients
-AMP_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+AMP_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")  # the hand-built recipe: torch.autocast (+ GradScaler)
+AMP_ARMS = (*AMP_PRECISIONS, "accelerate-bf16", "accelerate-fp16")  # + Accelerator(mixed_precision=...)
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,7 @@ def arm_specs(cfg: Config) -> dict[str, tuple]:
 def arms(cfg: Config) -> list[str]:
     """Every measurement key a run of `cfg` produces: the trained arms, the census per loss scale,
     and the GPU timing arms (full profile)."""
-    amp = [arm_key(f"amp-{p}") for p in AMP_PRECISIONS] if cfg.amp_benchmark else []
+    amp = [arm_key(f"amp-{a}") for a in AMP_ARMS] if cfg.amp_benchmark else []
     return [arm_key(a) for a in ARMS] + [arm_key(f"scale-{s}") for s in SCALES] + amp
 
 

@@ -7,7 +7,7 @@ import math
 from mlbench.core.plotting import curves, figure
 from mlbench.core.tables import mean_ci_cells
 from mlbench.core.verdict import mean
-from mlbench.exps.fp16_mixed import AMP_PRECISIONS, SCALES, arm_specs
+from mlbench.exps.fp16_mixed import AMP_ARMS, SCALES, arm_specs
 from mlbench.exps.fp16_mixed.census import HIST_HIGH, HIST_LOW
 
 FP16_MAX = 65504.0  # smallest normal 2^-14, smallest subnormal 2^-24
@@ -65,9 +65,10 @@ def _amp_table(cfg, ctx, m: dict) -> None:
     ctx.table([{"precision": p, **mean_ci_cells("step_ms", r["step_ms"], lower=0),
                 "speedup_vs_fp32": mean(ref["step_ms"]) / mean(r["step_ms"]),
                 "peak_mib": mean(r["peak_mib"]), "memory_vs_fp32": mean(r["peak_mib"]) / mean(ref["peak_mib"]),
-                "final_loss": mean(r["final_loss"])} for p in AMP_PRECISIONS for r in [m[f"amp-{p}"]]],
+                "final_loss": mean(r["final_loss"])} for p in AMP_ARMS for r in [m[f"amp-{p}"]]],
               name="amp", title=f"GPU LM ({cfg.amp_layers} layers, d={cfg.amp_d_model}, B={cfg.amp_batch}, "
-              f"T={cfg.amp_seq_len}, {cfg.amp_steps} steps): median step time, torch.cuda.max_memory_allocated")
+              f"T={cfg.amp_seq_len}, {cfg.amp_steps} steps): median step time, torch.cuda.max_memory_allocated; "
+              "accelerate-*: the same LM through Accelerator(mixed_precision=...)")
 
 
 def _plot_underflow(ctx, censuses: dict, static_scale: float) -> None:
