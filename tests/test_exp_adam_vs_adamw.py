@@ -170,7 +170,7 @@ def test_quick_profile_verdicts(run_once):
 
 @pytest.mark.slow
 def test_quick_profile_artefacts_and_divergence(run_once):
-    quick, cfg = run_once("adam-vs-adamw"), exp.Config()
+    quick = run_once("adam-vs-adamw")
     run_dir = quick.run_dir
     assert {"heatmaps.png", "effective_decay.png"} <= {p.name for p in (run_dir / "plots").iterdir()}
     assert len(list((run_dir / "checkpoints").glob("*.safetensors"))) == 3 * quick.summary["seeds"]

@@ -2,7 +2,6 @@
 and scikit-learn, the Jacobian check catching a broken model, the data, and the verdicts."""
 
 import itertools
-import math
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ import torch
 
 import mlbench
 from mlbench.core.errors import ConfigError
-from mlbench.core.grid import Grid
+
 from mlbench.exps import autoregressive_digits as exp
 from mlbench.exps.autoregressive_digits import binary_digits, fvsbn, made, nade
 from mlbench.exps.autoregressive_digits.likelihood import (ancestral_sample, jacobian, logit_average_nll, mixture_nll,

@@ -2,7 +2,6 @@
 no pickle anywhere, no path escapes, and a soak sweep. Every subprocess is time-bounded."""
 
 import json
-import os
 import random
 import re
 import signal

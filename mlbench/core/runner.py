@@ -11,6 +11,7 @@ import shutil
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from mlbench.core import config as cfglib
