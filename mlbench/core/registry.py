@@ -29,6 +29,7 @@ EXPERIMENTS: dict[str, str] = {
     "linear-attention-rnn": "mlbench.exps.linear_attention_rnn",
     "autoregressive-digits": "mlbench.exps.autoregressive_digits",
     "swiglu-ffn": "mlbench.exps.swiglu_ffn",
+    "temporal-shift": "mlbench.exps.temporal_shift",
 }
 
 
