@@ -205,7 +205,7 @@ def test_full_profile_is_refused_on_cpu_and_its_arms_run_small(tmp_path):
 
 def test_bad_configs_are_refused_before_anything_runs(tmp_path):
     for bad in (["arms=2d,3d"], ["arms=2d,tsm,slowfast"], ["arms=2d,tsm,tsm"], ["channels=4", "fold_div=8"],
-                ["curve_size=100", "test_size=64"], ["lr=0"], ["fold_div=1"]):
+                ["curve_size=100", "test_size=64"], ["lr=0"], ["fold_div=1"], ["speeds=1,8"]):
         with pytest.raises(MlbenchError):
             mlbench.run("temporal-shift", profile="smoke", results=tmp_path, sets=bad)
     assert not (tmp_path / "temporal-shift").exists()
