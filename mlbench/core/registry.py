@@ -36,6 +36,7 @@ EXPERIMENTS: dict[str, str] = {
     "diou-box-regression": "mlbench.exps.diou_box_regression",
     "rectified-flow": "mlbench.exps.rectified_flow",
     "checkerboard-artifacts": "mlbench.exps.checkerboard_artifacts",
+    "temporal-shift": "mlbench.exps.temporal_shift",
 }
 
 
