@@ -30,3 +30,17 @@ def run_once(tmp_path_factory):
         return done[key]
 
     return run
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`--dist loadgroup`), an experiment's own tests and its registry-wide
+    tests run in one worker, so the session's `run_once` computes its quick runs once."""
+    for item in items:
+        name = item.path.stem
+        if name.startswith("test_exp_"):
+            group = name.removeprefix("test_exp_")
+        elif name == "test_registry" and hasattr(item, "callspec"):
+            group = item.callspec.params["name"].replace("-", "_")
+        else:
+            continue
+        item.add_marker(pytest.mark.xdist_group(group))
