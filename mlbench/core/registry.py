@@ -31,6 +31,7 @@ EXPERIMENTS: dict[str, str] = {
     "swiglu-ffn": "mlbench.exps.swiglu_ffn",
     "robbins-monro": "mlbench.exps.robbins_monro",
     "flash-attention-tiling": "mlbench.exps.flash_attention_tiling",
+    "flops-vs-latency": "mlbench.exps.flops_vs_latency",
 }
 
 
