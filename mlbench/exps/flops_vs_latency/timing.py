@@ -8,8 +8,12 @@
   lasts at least `min_sample_s` (from the median of its last warm-up calls), the same for every
   variant of the group.
 - A round times every network of the group once, in a fresh order drawn from the pass's
-  generator, so load changes, cache state and order effects fall on every variant alike; a
-  ratio is only ever taken within a round: r_j = t_variant,j / t_baseline,j.
+  generator, so load changes fall on every variant alike; a ratio is only ever taken within a
+  round: r_j = t_variant,j / t_baseline,j.
+- Each sample is preceded by one untimed call of the same network. Without it, a network timed
+  right after one with large activations (G1's 1:12 and 1:16, 5-6 MB per feature map) ran 5-10 %
+  slower, so two identical networks differed by up to 5 % in a pass, depending only on which
+  networks the shuffled orders happened to put before them.
 - Per pass and variant: the median and the quartiles of r_j over the rounds.
 """
 
@@ -80,12 +84,14 @@ def warm_and_calibrate(fns: list[Callable[[], object]], warmup: int, min_sample_
 
 def time_group(fns: list[Callable[[], object]], *, rounds: int, inner: int, clock: Clock,
                order: torch.Generator) -> dict[str, list[float]]:
-    """Per network i, its per-round ratios to the baseline (fns[0]) and its per-call seconds."""
+    """Per network i, its per-round ratios to the baseline (fns[0]) and its per-call seconds; each
+    sample follows one untimed call of its own network (see the module docstring)."""
     ratios: list[list[float]] = [[] for _ in fns]
     seconds: list[list[float]] = [[] for _ in fns]
     for _ in range(rounds):
         t = [0.0] * len(fns)
         for i in torch.randperm(len(fns), generator=order).tolist():
+            fns[i]()
             t[i] = clock.sample(fns[i], inner)
         for i, ti in enumerate(t):
             ratios[i].append(ti / t[0])
