@@ -102,8 +102,8 @@ def catalogue(cfg) -> dict[str, Design]:
     for p in G3_PARALLEL:
         d[f"g3-parallel{p}"] = Design(G3_WIDTH, (Parallel(p, Conv(G3_WIDTH, G3_WIDTH // p)),) * n)
     for name, relu, shortcut in G4_VARIANTS:
-        d[f"g4-{name}"] = Design(256, (Bottleneck(256, 64, relu, shortcut),) * cfg.bottlenecks)
-    d["g4-both-inplace"] = Design(256, (Bottleneck(256, 64, True, True, inplace=True),) * cfg.bottlenecks)
+        block = Bottleneck(256, 64, relu, shortcut, inplace=cfg.elementwise == "in-place")
+        d[f"g4-{name}"] = Design(256, (block,) * cfg.bottlenecks)
     d["dw-dense"] = Design(128, (Chain((Conv(128, 128, 3),)),) * cfg.dw_layers)
     d["dw-separable"] = Design(128, (Chain((Conv(128, 128, 3, 128), Conv(128, 128))),) * cfg.dw_layers)
     return d

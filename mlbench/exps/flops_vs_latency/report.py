@@ -33,7 +33,7 @@ def label(name: str) -> str:
         g = int(name[9:])
         return f"g = {g} (c = {dict(G2_GROUPS)[g]})"
     fixed = {"null": "null: a second 1:1", "g3-1": "1 fragment", "g4-both": "ReLU + shortcut",
-             "g4-no-shortcut": "no shortcut", "g4-both-inplace": "both, in place", "g4-no-relu": "no ReLU", "g4-neither": "neither",
+             "g4-no-shortcut": "no shortcut", "g4-no-relu": "no ReLU", "g4-neither": "neither",
              "dw-dense": "dense 3×3", "dw-separable": "depthwise 3×3 + 1×1"}
     if name in fixed:
         return fixed[name]
