@@ -14,9 +14,9 @@ ThunderNet's ShuffleNetV2 backbone), as micro-benchmarks on the user's own CPU:
    FLOPs of 5 × 3×3 dense 128 → 128 convs, and its latency ratio is ≥ 1.3× that FLOP ratio.
 3. G1: 10 × [1×1 c1 → c2, 1×1 c2 → c1] at the paper widths 1:12 (36, 432) against 1:1 (128, 128);
    the aligned 1:16 (32, 512) contrast is reported beside it.
-4. G4: 8 ResNet bottlenecks (256 → 64 → 64 → 256) without ReLU and shortcut against with them
-   (out of place: `F.relu(h)`, `h + x`, each writing a new tensor), at 56×56; torchvision's
-   in-place form (`relu_`, `add_`) and the 28×28 pair are reported beside it.
+4. G4: 8 ResNet bottlenecks (256 → 64 → 64 → 256) without ReLU and shortcut against with them,
+   at 56×56 (Table 4's other two rows and the 28×28 pair reported beside it); ReLU and add in
+   place by default, as torchvision writes them (`elementwise=out-of-place`: `F.relu(h)`, `h + x`).
 Also reported (tables and plots): latency against memory access cost within G1, G2 and G3
 (Spearman ρ per pass), and every variant's latency ratio beside its counted FLOP ratio.
 
@@ -29,10 +29,11 @@ metrics.jsonl, table.csv, table-machine.csv) rerun byte-identically at the same 
 Latency is timed: torch at one thread, by the thread's own CPU clock (time the scheduler gives
 other processes is not counted; cache misses and page faults are), eager, inference mode, no
 BatchNorm, no bias, batch 1, fp32. Each network has its own weights and input, built once and
-warmed up 3 calls; a sample is one untimed call (it absorbs the state the previous network left in
-caches and allocator: without it, a network timed right after one with 5-6 MB feature maps ran 5-10 %
-slower) and then `inner` timed back-to-back calls, `inner` set so the group's baseline sample
-lasts ≥ 10 ms (fewer calls per sample than the 20 ms first planned, which paid for the warm call);
+warmed up 3 calls; a sample is one untimed call (it absorbs the state the previous network left
+in caches and allocator: without it, a network timed right after one with 5-6 MB feature maps
+ran 5-10 % slower, and the null arm failed its gate in at least 2 of 10 runs) and then `inner`
+timed back-to-back calls, `inner` set so the group's baseline sample lasts ≥ 8 ms (the 20 ms
+first planned would not leave CPU time for the warm call: `inner` is 1, and 2 at 28×28);
 10 rounds per group, each timing the group's variants in a fresh shuffled order; ratio_j =
 t_variant / t_baseline within round j; per pass the median and IQR over rounds. Seeds are passes
 (fresh weights, inputs and orders). Timings live in summary.json, table.md, table-latency.csv,
@@ -43,25 +44,25 @@ The noise gate: a null arm, a second 1:1 G1 network timed in the G1 group, must 
 never a verdict drawn from noise.
 
 Measured, quick profile, 2-core AMD EPYC VM (torch 2.13, AVX512 kernels, oneDNN), one thread,
-under a load average of 7-10 from other jobs, 6 runs of 3 passes (28-29 s CPU time each, 90-106 s
-wall): the null gate held in 17 of 18 passes (one pass at 1.046 made one run inconclusive). With
-the gate held: g = 8 vs 1 at 1.36-1.56 per pass (g = 2, 4: 1.08-1.11, 1.17-1.24), 4 parallel
-branches 1.11-1.22 (16 in series 1.12-1.15): headline reproduced in 5 of 5. Depthwise-separable
-0.32-0.35 against its FLOP ratio 0.119 (2.7-2.9×): reproduced in 5 of 5. G1 at 1:12 1.02-1.27
-per pass, varying more between passes than within them (aligned 1:16: 1.10-1.35): inconclusive
-in every run (oneDNN runs 1×1 convs as GEMMs; what differs between passes, perhaps the memory
-layout of fresh tensors, matters as much as the width ratio). G4 without ReLU and shortcut 0.86-0.92, right at the 1/1.10 = 0.909 bound:
-reproduced in 3 runs, inconclusive in 2; the in-place form recovers most of it (0.87-0.96), and
-at 28×28 the pair gives 0.89-0.94. MAC ranks latency exactly within G2 (Spearman ρ = 1 in every pass), mostly within G1 (ρ 0.54-1,
-usually ≥ 0.83), less within G3 (ρ 0.43-0.89, usually 0.77: fragments cost per call, not only
-per byte). Earlier, with ReLU and add in place in every variant, G4 gave 0.95: how the
-element-wise ops are written decides much of what they cost.
+under a load average of 5-9 from other jobs, 5 runs of 3 passes (32-34 s CPU time each, 52-103 s
+wall): the null gate held in 15 of 15 passes (null ratios 0.985-1.013). g = 8 vs 1: 1.33-1.46 per
+pass (g = 2 and 4 between), 4 parallel branches 1.13-1.22: headline reproduced in 5 of 5.
+Depthwise-separable 0.29-0.33 against its FLOP ratio 0.119 (2.4-2.8×): reproduced in 5 of 5.
+G1 at 1:12: 0.98-1.11 per pass (aligned 1:16: 1.03-1.24), varying more between passes than
+within them: inconclusive in 4 runs, not reproduced in 1 (oneDNN runs 1×1 convs as GEMMs, which
+care little about the width ratio at these sizes). G4 without ReLU and shortcut 0.92-0.98
+(28×28: 0.95-0.98): in place, the element-wise ops cost 2-8 % here, short of the paper's ~20 %:
+inconclusive in 5 of 5. Out of place they cost more and unevenly: before the default changed,
+'neither' gave 0.86-0.92 in most passes and 0.61-0.75 in those where the allocator handed back
+fresh pages (about 7000 page faults per call of 'both'): what an element-wise op costs depends on
+how it is written. MAC ranks latency exactly within G2 (Spearman ρ = 1 in every pass), less
+within G3 (ρ 0.60-0.94: fragments cost per call, not only per byte) and hardly within G1 (ρ 0.03-1).
 
 Negative control (`negative_control=true`): every variant rebuilt as a copy of its group's
-baseline (own weights and input, same shapes): every ratio within 0.98-1.04 per pass, and claims
+baseline (own weights and input, same shapes): every ratio within 0.97-1.03 per pass, and claims
 1-4 not reproduced.
 
-Run: `mlbench run flops-vs-latency` (quick, CPU, ~30 s of CPU time); `--profile full --device cuda`
+Run: `mlbench run flops-vs-latency` (quick, CPU, ~33 s of CPU time); `--profile full --device cuda`
 times the same groups with CUDA events at batch 8 (`--set timing_dtype=float16`: fp16, channels_last).
 Not built: the paper's whole-network comparison (ShuffleNet V2 vs MobileNet V2 vs ResNet-18),
 since torchvision does not import beside this torch.
