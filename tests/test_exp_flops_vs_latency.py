@@ -139,6 +139,9 @@ def test_every_pass_rule_and_its_noise_gate():
     assert slower(_m({"v": [(1.02, 0.9, 1.1), (1.03, 1.0, 1.1), (0.95, 0.9, 1.0)]})).verdict == NOT_REPRODUCED
     noisy = slower(_m({"v": ok}, null=(1.0, 1.041, 0.99)))
     assert noisy.verdict == INCONCLUSIVE and noisy.reason.startswith("timing too noisy: null ratio 1.041 in pass 2")
+    two = _m({"v": ok})
+    two["null"]["cpu_threads"] = [2, 2, 2]
+    assert slower(two).verdict == INCONCLUSIVE and "2 CPU threads" in slower(two).reason
     faster = EveryPass("v", "null", **exp.FASTER)
     assert faster(_m({"v": [(0.85, 0.8, 0.9)] * 3})).verdict == REPRODUCED
     assert faster(_m({"v": [(0.85, 0.8, 0.96)] * 3})).verdict == INCONCLUSIVE  # upper IQR end above 1/1.05

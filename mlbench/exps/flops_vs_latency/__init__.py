@@ -41,22 +41,26 @@ table-guidelines.csv, table-mac.csv, table-noise.csv and the plots.
 
 The noise gate: a null arm, a second 1:1 G1 network timed in the G1 group, must time within
 0.97-1.03 of the first in every pass, else every claim is inconclusive, "timing too noisy",
-never a verdict drawn from noise.
+never a verdict drawn from noise. Timings at more than one CPU thread are refused the same way:
+a sweep at the kit's default 2 threads per job (process CPU time) passed the gate yet put G1's
+1:12 at 7× and G3's 16 in series at 3-5× (`mlbench sweep --jobs 2` gives one thread per job).
 
 Measured, quick profile, 2-core AMD EPYC VM (torch 2.13, AVX512 kernels, oneDNN), one thread,
 under a load average of 5-9 from other jobs, 5 runs of 3 passes (32-34 s CPU time each, 52-103 s
-wall): the null gate held in 15 of 15 passes (null ratios 0.985-1.013). g = 8 vs 1: 1.33-1.46 per
-pass (g = 2 and 4 between), 4 parallel branches 1.13-1.22: headline reproduced in 5 of 5.
-Depthwise-separable 0.29-0.33 against its FLOP ratio 0.119 (2.4-2.8×): reproduced in 5 of 5.
+wall), figures from those 5; verdicts from 10 quick runs in all: the null gate held in every
+pass (null ratios 0.985-1.013). g = 8 vs 1: 1.33-1.46 per pass (g = 2 and 4 between), 4 parallel
+branches 1.13-1.22: headline reproduced in 10 of 10. Depthwise-separable 0.29-0.33 against its
+FLOP ratio 0.119 (2.4-2.8×): reproduced in 10 of 10.
 G1 at 1:12: 0.98-1.11 per pass (aligned 1:16: 1.03-1.24), varying more between passes than
-within them: inconclusive in 4 runs, not reproduced in 1 (oneDNN runs 1×1 convs as GEMMs, which
-care little about the width ratio at these sizes). G4 without ReLU and shortcut 0.92-0.98
-(28×28: 0.95-0.98): in place, the element-wise ops cost 2-8 % here, short of the paper's ~20 %:
-inconclusive in 5 of 5. Out of place they cost more and unevenly: before the default changed,
-'neither' gave 0.86-0.92 in most passes and 0.61-0.75 in those where the allocator handed back
-fresh pages (about 7000 page faults per call of 'both'): what an element-wise op costs depends on
-how it is written. MAC ranks latency exactly within G2 (Spearman ρ = 1 in every pass), less
-within G3 (ρ 0.60-0.94: fragments cost per call, not only per byte) and hardly within G1 (ρ 0.03-1).
+within them: inconclusive in 9 of 10 quick runs, not reproduced in 1 (oneDNN runs 1×1 convs as
+GEMMs, which care little about the width ratio at these sizes). G4 without ReLU and shortcut
+0.92-0.98 (28×28: 0.95-0.98): in place, the element-wise ops cost 2-8 % here, short of the
+paper's ~20 %: inconclusive in 10 of 10. Out of place (`elementwise=out-of-place`) they cost
+more and unevenly: 'neither' gave 0.88-0.91 in some passes and 0.61-0.81 in those where the
+allocator handed back fresh pages (about 7000 page faults per call of 'both'; G4 reproduced in
+5 of 5 runs): what an element-wise op costs depends on how it is written. MAC ranks latency
+exactly within G2 (Spearman ρ = 1 in every pass), less within G3 (ρ 0.60-0.94: fragments cost
+per call, not only per byte) and hardly within G1 (ρ 0.03-1).
 
 Negative control (`negative_control=true`): every variant rebuilt as a copy of its group's
 baseline (own weights and input, same shapes): every ratio within 0.97-1.03 per pass, and claims

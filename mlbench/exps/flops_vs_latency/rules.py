@@ -4,6 +4,7 @@ A pass times every group once; in a pass each variant has the median r̃ and the
 range [q1, q3] of its per-round ratios r_j = t_variant,j / t_baseline,j (j = 1..rounds).
 
 `EveryPass(arm, null)`, a claimed slow-down (direction "greater", bounds 1.10 / 1.05 / 1.03):
+- timings at more than one CPU thread decide nothing (inconclusive, saying so);
 - noise gate first: the null arm (two identical networks) must have 0.97 ≤ r̃ ≤ 1.03 in every
   pass, else the claim is inconclusive, "timing too noisy: null ratio x in pass k". A verdict
   is never drawn from a run whose identical networks do not time alike;
@@ -27,7 +28,14 @@ NULL_BAND = (0.97, 1.03)  # two identical networks must time within this in ever
 
 
 def noise_reason(m, null: str) -> str | None:
-    """Why the timings of this run cannot decide anything (None when the null arm is quiet)."""
+    """Why the timings of this run cannot decide anything (None when the null arm is quiet).
+    Timings at more than one CPU thread are refused outright: the process clock then counts
+    what every thread spends, spinning included, and identical networks can still time alike
+    (in a 2-thread sweep the null held while 1:12 G1 came out 7× slower)."""
+    threads = max(int(t) for t in m[null].get("cpu_threads", [1]))
+    if threads > 1:
+        return (f"timing at {threads} CPU threads cannot decide: rerun at one thread (--threads 1; "
+                "a sweep gets one thread per job with --jobs 2 on 2 cores)")
     lo, hi = NULL_BAND
     for k, r in enumerate(float(v) for v in m[null]["ratio"]):
         if not lo <= r <= hi:
@@ -115,7 +123,7 @@ class Both:
         verdict = REPRODUCED if verdicts == {REPRODUCED} else NOT_REPRODUCED if verdicts == {NOT_REPRODUCED} \
             else INCONCLUSIVE
         reasons = sorted({p.reason for p in parts if p.reason})
-        noisy = [r for r in reasons if r.startswith("timing too noisy")]
+        noisy = [r for r in reasons if r.startswith("timing ")]  # the gate's reasons
         if verdict != INCONCLUSIVE:
             reason = None
         elif noisy:

@@ -65,7 +65,8 @@ def timed_pass(cfg, ctx, k: int) -> dict:
         fns = [partial(forward, design, ws, x) for _, design, ws, x in nets]
         inner = warm_and_calibrate(fns, cfg.warmup, cfg.min_sample_ms / 1e3, clock)
         timed = time_group(fns, rounds=cfg.rounds, inner=inner, clock=clock, order=ctx.generator(f"order/{group}", k))
-        groups[group] = {"inner": inner, "clock": clock.name}
+        threads = torch.get_num_threads() if ctx.device.type == "cpu" else 1  # the noise gate reads it
+        groups[group] = {"inner": inner, "clock": clock.name, "threads": threads}
         for i, (name, design, ws, x) in enumerate(nets):
             key = arm_key(name, hw=hw)
             arms[key] = {**summarise(timed["ratios"][i]), "rounds": timed["ratios"][i],
@@ -97,7 +98,7 @@ def measurements(cfg, ctx, cost: dict, passes: dict[int, dict]) -> dict:
         grid = Grid(names, tuple(ctx.seeds), {"hw": hw})
         base = cost[grid.key(names[0])]
         per = {q: [] for q in ("ratio", "ratio_q1", "ratio_q3", "flops", "flop_ratio", "mac_ratio",
-                               "latency_over_flops")}
+                               "latency_over_flops", "cpu_threads")}
         for _, name, seed in grid.members():
             key, timed = grid.key(name), passes[seed]["arms"][grid.key(name)]
             flop_ratio = cost[key]["flops"] / base["flops"]
@@ -107,6 +108,7 @@ def measurements(cfg, ctx, cost: dict, passes: dict[int, dict]) -> dict:
             per["flop_ratio"].append(flop_ratio)
             per["mac_ratio"].append(cost[key]["memory_access_cost"] / base["memory_access_cost"])
             per["latency_over_flops"].append(timed["ratio"] / flop_ratio)
+            per["cpu_threads"].append(passes[seed]["groups"][group]["threads"])
         m.update(grid.measurements(**per))
     return m
 
