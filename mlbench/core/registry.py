@@ -37,6 +37,7 @@ EXPERIMENTS: dict[str, str] = {
     "rectified-flow": "mlbench.exps.rectified_flow",
     "checkerboard-artifacts": "mlbench.exps.checkerboard_artifacts",
     "temporal-shift": "mlbench.exps.temporal_shift",
+    "flops-vs-latency": "mlbench.exps.flops_vs_latency",
 }
 
 
