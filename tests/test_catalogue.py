@@ -57,6 +57,21 @@ def test_run_all_keeps_going_past_a_failure_and_exits_1(two_experiments, tmp_pat
     assert "1 failed, 1 complete" in res.output and (tmp_path / "hippo-memory").is_dir()
 
 
+def test_ctrl_c_during_run_all_says_what_is_done(two_experiments, tmp_path, monkeypatch):
+    real = runner.execute
+
+    def stop_at_the_second(spec, **kw):
+        if spec.experiment == "hippo-memory":
+            raise KeyboardInterrupt
+        return real(spec, **kw)
+
+    monkeypatch.setattr(runner, "execute", stop_at_the_second)
+    res = invoke("run", "--all", "--profile", "smoke", "--threads", "1", "--results", tmp_path)
+    assert res.exit_code == 130, res.output
+    assert "1 of 2 experiments done: rerun the same command to finish the rest" in res.output.replace("\n", " ")
+    assert "1 complete, 1 interrupted" in res.output
+
+
 def test_run_all_marks_a_refused_profile(two_experiments, tmp_path, monkeypatch):
     real = runner.resolve
 

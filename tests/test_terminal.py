@@ -216,3 +216,18 @@ def test_json_on_run_show_and_verify(tmp_path):
     assert spec["claims"][0]["test"]["kind"] and "quick" in spec["profiles"]
     res = invoke("verify", run_dir, "--json")
     assert res.exit_code == 0 and json.loads(res.stdout)["outcome"] == "bitwise" and "verifying" in res.stderr
+
+
+def test_runs_diff_and_help_never_import_torch(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom cli.main import app\n"
+            "for args in (['runs', '--results', sys.argv[1]], ['diff', 'a', 'b', '--results', sys.argv[1]],\n"
+            "             ['run', '--help'], ['--version']):\n"
+            "    assert CliRunner().invoke(app, args).exit_code in (0, 2), args\n"
+            "heavy = [m for m in ('torch', 'accelerate', 'datasets', 'scipy', 'matplotlib') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    (tmp_path / "r").mkdir()
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -13,7 +13,8 @@ STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em aut
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
 .reproduced{color:#176b17;font-weight:bold}.not_reproduced{color:#a11;font-weight:bold}
 .inconclusive{color:#a60;font-weight:bold}.smoke{color:#888;font-style:italic}.old{opacity:.7}img{max-width:100%;border:1px solid #eee}
-code{background:#f4f4f4;padding:1px 4px;word-break:break-all}.prov{color:#555;font-size:90%}"""
+code{background:#f4f4f4;padding:1px 4px;word-break:break-all}.prov{color:#555;font-size:90%}
+.wide{overflow-x:auto}.nowrap{white-space:nowrap}"""
 EMBEDDED_RUNS = 3  # plots embedded for the latest runs of each group; older ones are linked
 
 
@@ -24,7 +25,7 @@ def _verdict(v: str) -> str:
 def _table(head: list[str], rows: list[list[str]]) -> str:
     th = "".join(f"<th>{escape(h)}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{th}</tr>{body}</table>"
+    return f'<div class="wide"><table><tr>{th}</tr>{body}</table></div>'
 
 
 def _img(path: Path) -> str:
@@ -74,7 +75,7 @@ def _group(g: Group) -> str:
 def _summary(groups: list[Group]) -> str:
     from mlbench.core.report import SUMMARY_HEAD, summary_rows
 
-    rows = [[f'<a href="#{escape(r["run_id"])}">{escape(r["experiment"])}</a>', escape(r["claim"]),
+    rows = [[f'<a class="nowrap" href="#{escape(r["run_id"])}">{escape(r["experiment"])}</a>', escape(r["claim"]),
              _verdict(r["verdict"]), escape(r["paper vs measured"]), escape(str(r["seeds"])), escape(r["profile"])]
             for r in summary_rows(groups)]
     return ("<h2>Summary</h2><p>Latest run of each experiment (of its strongest profile); smoke runs test "
