@@ -24,13 +24,15 @@ SUMMARY_HEAD = ("experiment", "claim", "verdict", "paper vs measured", "seeds", 
 
 
 def paper_vs_measured(claim: dict[str, Any]) -> str:
-    """'16 Var(q·k) ... vs 16.1' where the paper gives a figure, else '-'."""
+    """'paper 1024 Var(q·k) ... vs ours 1019' where the paper gives a figure (ours in its units, or
+    else our claim's effect, named so), else '-'."""
     paper = claim.get("paper")
     if not paper:
         return "-"
     value = num(paper["value"]) if isinstance(paper["value"], float) else str(paper["value"])
-    ours = (paper.get("ours") or {}).get("value", claim.get("effect"))
-    return f"paper {value} {paper['unit']} vs ours {num(ours)}"
+    if paper.get("ours"):  # our figure in the paper's units
+        return f"paper {value} {paper['unit']} vs ours {num(paper['ours']['value'])}"
+    return f"paper {value} {paper['unit']} vs our effect {num(claim.get('effect'))}"  # the claim's own measure
 
 
 def summary_rows(groups: list[Group]) -> list[dict[str, Any]]:
