@@ -15,7 +15,7 @@ from benchmarks.common import machine
 SECTIONS = {
     "cli": ("CLI latency", lambda a: cli_latency.run(a.repeats or 5)),
     "verdict": ("Time to verdict (quick profile, fresh process)",
-                lambda a: time_to_verdict.run(a.repeats or 3, a.device, a.profile, a.only)),
+                lambda a: time_to_verdict.run(a.repeats or 3, a.device, a.profile, a.only, not a.no_catalogue)),
     "loop": ("Training-loop throughput vs a minimal PyTorch loop", lambda a: loop_overhead.run(a.repeats or 3)),
     "ensemble": ("Batched ensemble (torch.func vmap) vs one model at a time",
                  lambda a: ensemble.run(a.device, repeats=a.repeats or 3)),
@@ -23,6 +23,8 @@ SECTIONS = {
 
 
 def _cell(v) -> str:
+    if v is None:
+        return "-"
     if isinstance(v, float):
         return f"{v:.3g}"
     return str(v)
@@ -35,6 +37,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--only", nargs="*", default=None, help="experiments for `verdict`")
+    parser.add_argument("--no-catalogue", action="store_true",
+                        help="`verdict` without the whole-catalogue row (`mlbench run --all` in one process)")
     parser.add_argument("--json", default=None, help="also write the rows as JSON")
     args = parser.parse_args()
     console = Console()

@@ -22,8 +22,10 @@ def check(
     write: bool = typer.Option(False, "--write", help="Write the baseline from the latest runs instead of checking."),
     as_json: bool = typer.Option(False, "--json", help="Print the changes as JSON on stdout."),
 ) -> None:
-    """Compare the verdicts of the latest complete runs (strongest profile per experiment) with a
-    baseline; exit 1 if any claim flipped or went missing: a CI step for a research repo."""
+    """Fail (exit 1) when a claim's verdict flipped against a stored baseline.
+
+    Compares the verdicts of the latest complete runs (strongest profile per experiment) with the
+    baseline; a claim that flipped or went missing fails: a CI step for a research repo."""
     root, path = spec.results_root(results), checklib.baseline_path(baseline)
     if write:
         data = checklib.write_baseline(root, path)

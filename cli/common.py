@@ -23,7 +23,7 @@ VERDICT_STYLE = {"reproduced": "bold green", "not_reproduced": "bold red", "inco
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)  # "[tensorboard]" is text
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # `[grid]` prints as typed
     return typer.Exit(code)
 
 
@@ -51,10 +51,29 @@ def stopped(exc: BaseException, what: str) -> None:
     global REPORTED
     REPORTED = True
     word = "terminated" if exit_code(exc) == 143 else "interrupted"
-    err_console.print(f"{word} ({signal_name(exc)}): {what}", soft_wrap=True)
+    err_console.print(f"{word} ({signal_name(exc)}): {escape(what)}", soft_wrap=True)
     sys.exit(exit_code(exc))
 
 
 def verdict_text(verdict: str) -> str:
     label = "smoke (not a verdict)" if verdict == "smoke" else verdict
     return f"[{VERDICT_STYLE.get(verdict, 'bold')}]{label}[/]"
+
+
+PROFILES = ("smoke", "quick", "full")  # every experiment's (experiments/<name>.toml); checked by the library
+PROFILE_HELP = "smoke (seconds, plumbing only) | quick (the verdict, about a minute on a CPU) | full (paper-like scale)."
+DEVICE_HELP = "auto (cuda if there is one) | cpu | cuda."
+
+
+def complete_experiment(incomplete: str) -> list[str]:
+    from mlbench.core import registry
+
+    return [n for n in registry.names() if n.startswith(incomplete)]
+
+
+def complete_profile(incomplete: str) -> list[str]:
+    return [p for p in PROFILES if p.startswith(incomplete)]
+
+
+def complete_device(incomplete: str) -> list[str]:
+    return [d for d in ("auto", "cpu", "cuda") if d.startswith(incomplete)]

@@ -11,15 +11,34 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import typer  # noqa: E402
+import typer.core  # noqa: E402
 
-from cli import check, list_cmd, report, run, show, sweep, verify  # noqa: E402
+from cli import check, diff, list_cmd, report, run, runs, show, sweep, verify  # noqa: E402
+
+
+def _no_bool_metavar() -> None:
+    """Help shows `--force`, not `--force <bool>`: a flag takes no value (Typer >= 0.16 prints a
+    type for every option; a flag's type says nothing to the reader)."""
+    option = getattr(typer.core, "TyperOption", None)
+    original = getattr(option, "display_type_rich", None)
+    if original is None or getattr(original, "_mlbench", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) else original(self, ctx)
+
+    display_type_rich._mlbench = True
+    option.display_type_rich = display_type_rich
+
+
+_no_bool_metavar()
 
 app = typer.Typer(
     name="mlbench",
     help="Reproducible one-command experiments that test claims from ML papers, each ending in a "
          "measured verdict: reproduced / not_reproduced / inconclusive.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -30,15 +49,22 @@ app.command("sweep")(sweep.sweep)
 app.command("report")(report.report)
 app.command("verify")(verify.verify)
 app.command("check")(check.check)
+app.command("runs")(runs.runs)
+app.command("diff")(diff.diff)
 
 
-@app.callback()
-def main(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from mlbench import __version__
 
         typer.echo(f"mlbench {__version__}")
         raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", help="Print the version and exit.",
+                                          callback=_print_version, is_eager=True)) -> None:
+    """Eager `--version`: answered before Typer asks for a command."""
 
 
 def main() -> None:

@@ -2,35 +2,46 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from cli.common import console, err_console, fail, stopped, user_errors, verdict_text
-from mlbench.core import runner
+from cli.common import (DEVICE_HELP, complete_device, complete_profile, console, err_console, fail, stopped,
+                        user_errors, verdict_text)
+from cli.progress import progress_for
+from mlbench.core import registry, runner
 from mlbench.core import sweep as sweeplib
 
 
 @user_errors
 def sweep(
-    target: str = typer.Argument(..., help="An experiment name, or a sweep file experiments/<name>.sweep.toml."),
+    target: Optional[str] = typer.Argument(None, help="An experiment name (with --grid), or a sweep file: a path, "
+                                           "or the name of a shipped one (attn-scaling.sweep).", show_default=False),
+    sweep_file: Optional[str] = typer.Option(None, "--sweep-file", help="A sweep file: a path, or the name of one "
+                                             "shipped in experiments/ (works from any directory)."),
     grid: list[str] = typer.Option([], "--grid", help="key=v1,v2,... (repeatable; list fields: key=1,2;3,4)."),
-    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Profile for every point.", show_default="quick"),
+    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Profile for every point.", show_default="quick",
+                                          metavar="smoke|quick|full", autocompletion=complete_profile),
     seeds: Optional[int] = typer.Option(None, "--seeds", "-s", help="Seeds per point.", show_default="the profile's"),
     sets: list[str] = typer.Option([], "--set", help="A fixed override for every point: key=value (repeatable)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel worker processes.", show_default="1"),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP, metavar="auto|cpu|cuda",
+                               autocompletion=complete_device),
     results: Optional[Path] = typer.Option(None, "--results", help="Results root.", show_default="./results or $MLBENCH_RESULTS"),
 ) -> None:
-    """Expand a grid into ordinary runs (same run ids as `mlbench run`), skip complete ones,
-    resume interrupted ones, and keep going past failures (exit 1 if any failed)."""
+    """Run a grid of configs (or a sweep file) as ordinary runs, in parallel workers.
+
+    The points get the same run ids as `mlbench run` with those --set values: complete ones are
+    skipped, interrupted ones resume, and a failing point does not stop the others (exit 1 if
+    any failed)."""
     root = runner.results_root(results)
-    if target.endswith(".toml") or Path(target).is_file():
-        plan = sweeplib.load_plan(Path(target), profile=profile, seeds=seeds, jobs=jobs, device=device, results=root)
+    path = sweep_path(target, sweep_file)
+    if path is not None:
+        plan = sweeplib.load_plan(path, profile=profile, seeds=seeds, jobs=jobs, device=device, results=root)
         plan.sets += list(sets)
         plan.grid.update(sweeplib.parse_grid(grid))
     else:
@@ -41,12 +52,9 @@ def sweep(
     points = sweeplib.expand(plan)
     console.print(f"[bold cyan]{plan.experiment}[/] sweep: {len(points)} runs, {plan.jobs} jobs x "
                   f"{sweeplib.threads_per_job(plan.jobs)} threads, profile={plan.profile}")
-    progress = Progress(TextColumn("runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=err_console)
     try:
-        with progress:
-            task = progress.add_task("runs", total=len(points))
-            sweeplib.run_sweep(plan, points, on_done=lambda p: progress.advance(task))
+        with progress_for(err_console) as sink, contextlib.closing(sink.task("runs", len(points))) as task:
+            sweeplib.run_sweep(plan, points, on_done=lambda p: task.advance())
     except KeyboardInterrupt as exc:
         _summary(points)
         stopped(exc, _stop_text(points))
@@ -56,6 +64,22 @@ def sweep(
         for p in failed:
             err_console.print(f"[red]failed[/] {p.spec.run_id} ({_values(p)}): {escape(p.error or '')}")
         raise typer.Exit(1)
+
+
+def sweep_path(target: str | None, sweep_file: str | None) -> Path | None:
+    """The sweep file to read (a path, else a shipped one of that name), or None for a grid sweep."""
+    if sweep_file is not None and target is not None:
+        raise fail("give an experiment (with --grid) or a sweep file, not both")
+    ref = sweep_file or target
+    if ref is None:
+        raise fail("give an experiment name with --grid key=v1,v2,..., or a sweep file "
+                   f"(shipped: {', '.join(registry.shipped_sweeps())})")
+    if sweep_file is None and not ref.endswith((".toml", ".sweep")) and not Path(ref).is_file():
+        return None  # an experiment name
+    path = registry.shipped(ref)
+    if not path.is_file():
+        raise fail(f"sweep file not found: {ref} (nor among the shipped ones: {', '.join(registry.shipped_sweeps())})")
+    return path
 
 
 def _stop_text(points: list[sweeplib.Point]) -> str:

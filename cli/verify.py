@@ -9,21 +9,23 @@ import typer
 from rich.markup import escape
 
 from cli.common import console, err_console, user_errors
-from cli.run import RichProgress, _progress
+from cli.progress import progress_for
 from mlbench.core import verify as verifylib
 
 
 @user_errors
 def verify(run_dir: Path = typer.Argument(..., help="A run folder, e.g. results/attn-scaling/<run-id>."),
            as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON on stdout.")) -> None:
-    """Rerun a stored run from its config.json and compare every number: `bitwise`, `within
-    tolerance` (the experiment's relative+absolute tolerance) or `differs` (naming the first
-    file, row and column). Exit 0 if it reproduces, 1 if not, 2 for a corrupt run folder."""
+    """Rerun a stored run from its config.json and compare every number.
+
+    Outcomes: `bitwise`, `within tolerance` (the experiment's relative+absolute tolerance) or
+    `differs` (naming the first file, row and column). Exit 0 if it reproduces, 1 if not, 2 for
+    a corrupt run folder."""
     verifylib.check_folder(run_dir)  # a corrupt folder fails here, before the rerun
     out = err_console if as_json else console
     out.print(f"verifying {escape(str(run_dir))} (rerunning from its config.json) ...")
-    with _progress() as bar:
-        result = verifylib.verify(run_dir, progress=RichProgress(bar))
+    with progress_for(err_console) as sink:
+        result = verifylib.verify(run_dir, progress=sink)
     if as_json:
         typer.echo(json.dumps({"outcome": result.outcome, "max_deviation": result.max_deviation,
                                "tolerance": result.tolerance, "where": result.where,

@@ -59,6 +59,26 @@ def experiments_dir() -> Path:
     raise ConfigError(f"experiment definitions not found (looked in {pkg / '_experiments'})")
 
 
+def shipped(ref: str | Path, suffix: str = ".toml") -> Path:
+    """`ref` where it names a file; else the packaged experiments/ file of that name
+    (`attn-scaling.sweep` -> experiments/attn-scaling.sweep.toml), so that a shipped sweep works
+    from any directory; else `ref` unchanged (its reader then says it is missing)."""
+    path = Path(ref)
+    if path.is_file():
+        return path
+    name = path.name if path.name.endswith(suffix) else path.name + suffix
+    try:
+        candidate = experiments_dir() / name
+    except ConfigError:
+        return path
+    return candidate if candidate.is_file() else path
+
+
+def shipped_sweeps() -> list[str]:
+    """Names of the sweep files that ship with mlbench (`attn-scaling.sweep`, ...)."""
+    return sorted(p.name.removesuffix(".toml") for p in experiments_dir().glob("*.sweep.toml"))
+
+
 def names() -> list[str]:
     return sorted(EXPERIMENTS)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from mlbench.core import lock, registry, store
 from mlbench.core.errors import RunStoreError
+from mlbench.core.runs import command_of
 
 # "the latest run" of an experiment is the latest of its strongest profile: a smoke run (plumbing
 # only) never stands for an experiment when a quick or full one exists
@@ -38,6 +39,8 @@ class RunRow:
     plots: list[str] = field(default_factory=list)
     ended: str = ""
     decides: bool = True  # False for smoke runs: their verdicts are not results
+    provenance: dict[str, Any] = field(default_factory=dict)  # commit, date, versions, device (manifest)
+    command: str = ""  # the `mlbench run ...` that recreates it
 
     @property
     def rank(self) -> tuple:
@@ -120,7 +123,26 @@ def _row(run_dir: Path, s: dict[str, Any], cfg: dict[str, Any], manifest: dict[s
     return RunRow(s["experiment"], s["run_id"], s["profile"], int(s["seeds"]), s["verdict"],
                   head.get("effect"), head.get("ci"), head.get("test", ""), int(s.get("experiment_version", 1)),
                   run_dir, dict(cfg.get("config", {})), list(s.get("claims", [])), list(s.get("plots", [])),
-                  str(manifest.get("ended") or ""), bool(s.get("decides", s["profile"] != "smoke")))
+                  str(manifest.get("ended") or ""), bool(s.get("decides", s["profile"] != "smoke")),
+                  provenance(manifest), command_of(manifest, cfg, run_dir))
+
+
+def provenance(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Where a run's numbers come from: code commit, date, library versions, device, threads."""
+    git, versions = manifest.get("git") or {}, manifest.get("versions") or {}
+    commit = str(git.get("commit") or "unknown")
+    return {"commit": commit[:12] + ("+dirty" if git.get("dirty") else ""), "date": str(manifest.get("ended") or "")[:10],
+            "versions": {k: versions.get(k) for k in ("mlbench", "python", "torch") if versions.get(k)},
+            "device": str((manifest.get("device") or {}).get("name") or "?"),
+            "threads": (manifest.get("determinism") or {}).get("threads")}
+
+
+def provenance_text(p: dict[str, Any]) -> str:
+    """'commit 3e542f9c1a2b, 2026-12-01, mlbench 0.1.0 python 3.11.2 torch 2.13.0, cpu (1 thread)'."""
+    versions = " ".join(f"{k} {v}" for k, v in p.get("versions", {}).items())
+    threads = p.get("threads")
+    device = p.get("device", "?") + (f" ({threads} thread{'' if threads == 1 else 's'})" if threads else "")
+    return ", ".join(x for x in (f"commit {p.get('commit', 'unknown')}", p.get("date"), versions, device) if x)
 
 
 def group(rows: list[RunRow]) -> list[Group]:

@@ -22,6 +22,7 @@ from mlbench.core.device import place
 from mlbench.core.distributed import barrier, rank_and_world
 from mlbench.core.errors import RunStoreError
 from mlbench.core.run_result import RunResult
+from mlbench.core.rerun import rerun_command
 from mlbench.core.spec import (DEFAULT_RESULTS, DEVICES, RunSpec, claims_of, replace_cfg,  # noqa: F401
                                resolve, resolve_device, results_root, run_id_for, version_of)
 from mlbench.core.summary import finish
@@ -192,7 +193,8 @@ def _execute_main(spec: RunSpec, previous: str | None, world: int, progress: Pro
     determinism = _determinism(spec)
     manifest = store.new_manifest(experiment=spec.experiment, experiment_version=version_of(spec.module),
                                   run_id=spec.run_id, device=_device_info(spec), determinism=determinism)
-    manifest.update(resumed_from=previous, processes=world, seeds=seed_record(spec.experiment, spec.seeds, {}))
+    manifest.update(resumed_from=previous, processes=world, seeds=seed_record(spec.experiment, spec.seeds, {}),
+                    rerun=rerun_command(spec))
     store.atomic_write_json(run_dir / "manifest.json", manifest)
     resumed: list[str] = []
     tracking = None

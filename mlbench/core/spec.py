@@ -155,7 +155,11 @@ def read_config_file(path: Path, experiment: str, module: ModuleType) -> tuple[d
     """(overrides, None) from a TOML file of overrides, or (its config and seeds, the record) from
     a run's config.json: passing one reruns that run (same fields, profile, seeds, run id)."""
     if path.suffix != ".json":
-        return registry.read_toml(path), None
+        data = registry.read_toml(path)
+        if isinstance(data.get("profiles"), dict):
+            raise ConfigError(f"{path} holds an experiment's profiles, not overrides: choose one with --profile "
+                              f"({', '.join(data['profiles'])}); --config takes a flat file of key = value lines")
+        return data, None
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     record = store.read_json(path)
