@@ -8,6 +8,7 @@ from typing import Any, Callable, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mlbench.core.errors import MlbenchError
 from mlbench.core.interrupt import exit_code, signal_name
@@ -22,7 +23,7 @@ VERDICT_STYLE = {"reproduced": "bold green", "not_reproduced": "bold red", "inco
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)  # "[set]" stays
     return typer.Exit(code)
 
 
