@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.common import console, err_console, fail, stopped, user_errors, verdict_text
-from mlbench.core import runner
+from mlbench.core import executors, runner
 from mlbench.core import sweep as sweeplib
 
 
@@ -62,7 +62,7 @@ def sweep(
             raise fail("give at least one --grid key=v1,v2,... (or a sweep file)")
         plan = sweeplib.SweepPlan(target, sweeplib.parse_grid(grid), profile or "quick", seeds, list(sets),
                                   device, root, 1 if jobs is None else jobs, executor or "local", scheduler,
-                                  sweeplib.check_slurm(slurm, "--slurm-"))
+                                  executors.check_slurm(slurm, "--slurm-"))
     points = sweeplib.expand(plan)
     where = f"{plan.jobs} job{'s' if plan.jobs > 1 else ''}" if plan.executor == "local" else f"executor={plan.executor}"
     console.print(f"[bold cyan]{plan.experiment}[/] sweep: {len(points)} runs, {where}, "

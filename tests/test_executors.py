@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from mlbench.core import points
 from mlbench.core import sweep as sweeplib
-from mlbench.core.errors import ConfigError, UsageError
+from mlbench.core.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -147,7 +147,7 @@ def test_dask_and_submitit_local_give_the_run_folders_of_local_and_then_skip(tmp
         again = invoke(*HIPPO, "--results", tmp_path / name, *options)
         assert again.exit_code == 0 and again.output.count("skipped") == 2, again.output
     assert len(manifests(tmp_path / "local")) == 2
-    assert list((tmp_path / "slurm" / "slurm-logs").glob("*/*_log.out"))  # submitit's logs, under the root
+    assert list((tmp_path / "slurm" / "slurm-logs").glob("*_log.out"))  # submitit's logs, under the root
     assert not list(tmp_path.glob("*/.mlbench-sweep-*"))  # the shared-root markers are gone
 
 
@@ -193,6 +193,51 @@ def test_killing_a_dask_worker_fails_its_point_and_the_rerun_finishes_it(tmp_pat
     assert res.exit_code == 0, res.output
     assert manifests(tmp_path)[run_id]["status"] == "complete" and res.output.count("skipped") == 1
     assert manifests(tmp_path)[run_id]["resumed_from"] == "interrupted"
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["dask", "slurm"])
+def test_sigterm_to_a_remote_sweep_stops_its_runs_and_marks_them_interrupted(backend, tmp_path, request):
+    pytest.importorskip("submitit" if backend == "slurm" else "distributed")
+    options = (["--executor", "slurm", "--slurm-cluster", "local"] if backend == "slurm" else
+               ["--executor", "dask", "--scheduler", request.getfixturevalue("dask_cluster").scheduler_address])
+    cmd = [sys.executable, "-m", "cli.main", "sweep", "hippo-memory", "--grid", "cutoff_hz=3,5", "--results",
+           str(tmp_path), *options]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        deadline = time.time() + 180
+        while (len(manifests(tmp_path)) < 2 or any(m["status"] != "running" for m in manifests(tmp_path).values())) \
+                and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        pids = [m["pid"] for m in manifests(tmp_path).values()]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert "terminated (SIGTERM): 2 of 2 runs interrupted" in err
+    assert [m["status"] for m in manifests(tmp_path).values()] == ["interrupted", "interrupted"]
+    deadline = time.time() + 10
+    while any(alive(pid) for pid in pids) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in pids if alive(pid)], "runs outlived the sweep"
+
+
+def test_a_remote_sweep_takes_cuda_on_trust_for_its_workers(results):
+    pytest.importorskip("submitit")
+    plan = sweeplib.SweepPlan("hippo-memory", {"cutoff_hz": ["3"]}, profile="smoke", device="cuda", results=results,
+                              executor="slurm", slurm={"cluster": "local"})
+    (point,) = sweeplib.expand(plan)  # no GPU here needed: each worker checks its own when the run starts
+    assert point.spec.device == "cuda" and point.args(plan, slots=1)["device"] == "cuda"
 
 
 def test_the_grid_goes_to_slurm_as_one_job_array(tmp_path, monkeypatch):

@@ -45,6 +45,14 @@ def point_threads(fixed: int | None, slots: int) -> int:
     return max(1, available_cpus() // max(1, slots))
 
 
+def threads_text(fixed: int | None, executor: str, jobs: int) -> str:
+    if fixed is not None:
+        return f"{fixed} torch thread{'s' * (fixed > 1)} per run (the experiment's THREADS)"
+    if executor == "local":
+        return f"{point_threads(None, jobs)} torch threads per run (this machine's CPUs / {jobs} jobs)"
+    return "torch threads per run: its worker's CPUs (SLURM_CPUS_PER_TASK, CPU affinity) / the runs beside it"
+
+
 def marker_problem(results: str, marker: str | None) -> str | None:
     """Why this host cannot share the sweep's run store, or None. The parent writes `marker` in
     the results root before it submits: a worker that does not see it writes elsewhere."""

@@ -110,40 +110,13 @@ def load_plan(path: Path, **overrides: Any) -> SweepPlan:
         grid[key] = [_set_value(v, f"{path}: grid.{key}") for v in values]
     fixed = [f"{k}={_set_value(v, f'{path}: set.{k}')}" for k, v in data.get("set", {}).items()]
     plan = SweepPlan(data["experiment"], grid, profile=data.get("profile", "quick"), seeds=data.get("seeds"),
-                     sets=fixed, jobs=data.get("jobs", 1), **_backend_keys(data, path))
+                     sets=fixed, jobs=data.get("jobs", 1), **executors.file_keys(data, path))
     slurm = overrides.pop("slurm", None) or {}
     for key, value in overrides.items():
         if value is not None:
             setattr(plan, key, value)
-    plan.slurm.update(check_slurm(slurm, "--slurm-"))
+    plan.slurm.update(executors.check_slurm(slurm, "--slurm-"))
     return plan
-
-
-def check_slurm(options: dict[str, Any], where: str) -> dict[str, Any]:
-    """Slurm settings checked (`executors.slurm.check_options`; submitit is not imported)."""
-    from mlbench.core.executors.slurm import check_options
-
-    return check_options(options, where)
-
-
-def _backend_keys(data: dict[str, Any], path: Path) -> dict[str, Any]:
-    """`executor`, `[slurm]` and `[dask] scheduler` of a sweep file, checked."""
-    out: dict[str, Any] = {}
-    if "executor" in data:
-        if data["executor"] not in executors.EXECUTORS:
-            raise ConfigError(f"{path}: 'executor' must be one of {', '.join(executors.EXECUTORS)}, "
-                              f"got {data['executor']!r}")
-        out["executor"] = data["executor"]
-    for table in ("slurm", "dask"):
-        if not isinstance(data.get(table, {}), dict):
-            raise ConfigError(f"{path}: '{table}' must be a table ([{table}] with key = value lines)")
-    out["slurm"] = check_slurm(data.get("slurm", {}), f"{path}: slurm.")
-    dask = data.get("dask", {})
-    if set(dask) - {"scheduler"} or not isinstance(dask.get("scheduler", ""), str):
-        raise ConfigError(f"{path}: [dask] takes one key, scheduler = \"tcp://HOST:PORT\" (or a scheduler file)")
-    if "scheduler" in dask:
-        out["scheduler"] = dask["scheduler"]
-    return out
 
 
 def positive_int(value: Any, what: str) -> int:
@@ -184,27 +157,19 @@ def threads_per_job(jobs: int) -> int:
     return points.point_threads(None, jobs)
 
 
-def fixed_threads(points_: list[Point]) -> int | None:
-    """The experiment's THREADS (its measured best), which every backend gives each point."""
-    return getattr(points_[0].spec.module, "THREADS", None) if points_ else None
-
-
 def threads_text(plan: SweepPlan, points_: list[Point]) -> str:
-    fixed = fixed_threads(points_)
-    if fixed is not None:
-        return f"{fixed} torch thread{'s' if fixed > 1 else ''} per run (the experiment's THREADS)"
-    if plan.executor == "local":
-        return f"{threads_per_job(plan.jobs)} torch threads per run (this machine's CPUs / {plan.jobs} jobs)"
-    return "torch threads per run: the CPUs of its worker (SLURM_CPUS_PER_TASK, CPU affinity) / the runs beside it"
+    """How many torch threads each point gets, and why (the CLI's sweep line)."""
+    fixed = getattr(points_[0].spec.module, "THREADS", None) if points_ else None
+    return points.threads_text(fixed, plan.executor, plan.jobs)
 
 
 def run_sweep(plan: SweepPlan, points_: list[Point], on_done: Callable[[Point], None] = lambda p: None,
               on_start: Callable[[str], None] = lambda text: None) -> list[Point]:
     """Run every point not yet complete on the plan's executor; `on_start` gets the backend's
     description once it is ready, `on_done` each point as it finishes (complete points are
-    skipped before anything is submitted). Ctrl-C or SIGTERM stops
-    the workers, marks the unfinished points interrupted and re-raises (`interrupt.Terminated`
-    for SIGTERM); rerunning the sweep resumes them."""
+    skipped before anything is submitted). Ctrl-C or SIGTERM stops the workers, marks the
+    unfinished points interrupted and re-raises (`interrupt.Terminated` for SIGTERM); rerunning
+    the sweep resumes them."""
     if _unguarded_worker():
         sys.exit(UNGUARDED_EXIT)
     executors.check_executor(plan.executor)
@@ -212,19 +177,23 @@ def run_sweep(plan: SweepPlan, points_: list[Point], on_done: Callable[[Point], 
     todo = [p for p in points_ if not _skip_complete(p, on_done)]
     if not todo:
         return points_
-    serial = plan.executor == "local" and plan.jobs == 1
-    backend = None if serial else executors.open_backend(plan)  # settings, extras, connection: nothing written
+    backend = None
     try:
-        if root is not None:
-            store.ensure_writable_root(root)
         with interrupt.sigterm_raises():
-            if backend is None:
+            if root is not None:
+                store.ensure_writable_root(root)
+            if plan.executor == "local" and plan.jobs == 1:
                 return _serial(plan, points_, todo, on_done)
+            backend = executors.open_backend(plan)
             with _marker(root if backend.remote else None) as marker:
                 backend.prepare(marker)
                 on_start(backend.describe())
-                _drive(backend, plan, points_, todo, on_done, marker)
+                _drive(backend, plan, todo, on_done, marker)
                 backend.finish()
+    except KeyboardInterrupt:
+        for p in points_:
+            p.status = "interrupted" if p.status == "pending" else p.status
+        raise
     finally:
         if backend is not None:
             backend.close()
@@ -256,20 +225,15 @@ def _marker(root: Path | None) -> Iterator[str | None]:
 def _serial(plan: SweepPlan, points_: list[Point], todo: list[Point], on_done: Callable[[Point], None]) -> list[Point]:
     """`--jobs 1`: each point in this process, so Ctrl-C stops the run itself."""
     for p in todo:
-        try:
-            _apply(p, _run_point(p.args(plan, slots=1)))
-        except KeyboardInterrupt:
-            for q in points_:
-                q.status = "interrupted" if q.status == "pending" else q.status
-            raise
+        _apply(p, _run_point(p.args(plan, slots=1)))
         on_done(p)
     return points_
 
 
-def _drive(backend: executors.Backend, plan: SweepPlan, points_: list[Point], todo: list[Point],
-           on_done: Callable[[Point], None], marker: str | None) -> None:
+def _drive(backend: executors.Backend, plan: SweepPlan, todo: list[Point], on_done: Callable[[Point], None],
+           marker: str | None) -> None:
     """Submit every point, settle each as its future finishes; on Ctrl-C / SIGTERM stop the backend
-    (its runs are marked interrupted), keep what had finished, mark the rest interrupted."""
+    (its runs are marked interrupted) and keep what had finished."""
     futures: dict[Future, Point] = {}
     slots = plan.jobs if plan.executor == "local" else 1
     try:
@@ -286,8 +250,6 @@ def _drive(backend: executors.Backend, plan: SweepPlan, points_: list[Point], to
         for fut, p in futures.items():
             if p.status == "pending" and fut.done() and not fut.cancelled() and fut.exception() is None:
                 _settle(backend, p, fut)
-        for p in points_:
-            p.status = "interrupted" if p.status == "pending" else p.status
         raise
 
 
@@ -331,5 +293,5 @@ def sweep(experiment: str, grid: dict[str, list[Any]], *, jobs: int = 1, profile
         sys.exit(UNGUARDED_EXIT)
     plan = SweepPlan(experiment, {k: [as_set_value(v) for v in vs] for k, vs in grid.items()}, profile,
                      seeds, list(sets or []), device, runner.results_root(results), jobs, executor, scheduler,
-                     check_slurm(slurm or {}, "slurm: "))
+                     executors.check_slurm(slurm or {}, "slurm: "))
     return run_sweep(plan, expand(plan))

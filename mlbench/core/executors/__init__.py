@@ -18,10 +18,11 @@ The optional engines are imported only when used; a missing one is one UsageErro
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Protocol
 
-from mlbench.core.errors import UsageError
+from mlbench.core.errors import ConfigError, UsageError
 
 EXECUTORS = ("local", "slurm", "dask")
 EXTRAS = {"submitit": "slurm", "distributed": "dask"}
@@ -53,6 +54,33 @@ def check_executor(name: Any) -> str:
     if name not in EXECUTORS:
         raise UsageError(f"unknown executor {name!r}: use one of {', '.join(EXECUTORS)}")
     return name
+
+
+def check_slurm(options: dict[str, Any], where: str) -> dict[str, Any]:
+    """Slurm settings checked (`slurm.check_options`; submitit is not imported)."""
+    from mlbench.core.executors.slurm import check_options
+
+    return check_options(options, where)
+
+
+def file_keys(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """`executor`, `[slurm]` and `[dask] scheduler` of a sweep file, checked."""
+    out: dict[str, Any] = {}
+    if "executor" in data:
+        if data["executor"] not in EXECUTORS:
+            raise ConfigError(f"{path}: 'executor' must be one of {', '.join(EXECUTORS)}, "
+                              f"got {data['executor']!r}")
+        out["executor"] = data["executor"]
+    for table in ("slurm", "dask"):
+        if not isinstance(data.get(table, {}), dict):
+            raise ConfigError(f"{path}: '{table}' must be a table ([{table}] with key = value lines)")
+    out["slurm"] = check_slurm(data.get("slurm", {}), f"{path}: slurm.")
+    dask = data.get("dask", {})
+    if set(dask) - {"scheduler"} or not isinstance(dask.get("scheduler", ""), str):
+        raise ConfigError(f"{path}: [dask] takes one key, scheduler = \"tcp://HOST:PORT\" (or a scheduler file)")
+    if "scheduler" in dask:
+        out["scheduler"] = dask["scheduler"]
+    return out
 
 
 def check_plan(plan: Any) -> None:

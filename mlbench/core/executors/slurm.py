@@ -104,7 +104,7 @@ class SlurmBackend:
         self.poll_s = 0.2 if self.opts["cluster"] == "local" else 10.0
 
     def prepare(self, marker: str | None) -> None:
-        self.executor = self.submitit.AutoExecutor(folder=self.logs / "%j", cluster=self.opts["cluster"])
+        self.executor = self.submitit.AutoExecutor(folder=self.logs, cluster=self.opts["cluster"])
         self.executor.update_parameters(**parameters(self.opts, self.experiment))
 
     def describe(self) -> str:
@@ -116,7 +116,8 @@ class SlurmBackend:
             with self.executor.batch():
                 jobs = [self.executor.submit(points.run_point, a, "return") for a in args]
         except Exception as exc:  # sbatch refused it (bad partition, time over the limit, ...)
-            raise UsageError(f"the job array was not submitted: {str(exc).strip().splitlines()[-1:]}") from None
+            said = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+            raise UsageError(f"the job array was not submitted: {said}") from None
         self.jobs = jobs
         futures: list[Future] = [Future() for _ in jobs]
         for fut in futures:
@@ -128,9 +129,9 @@ class SlurmBackend:
         """Turn finished jobs into finished futures (submitit rate-limits its sacct calls)."""
         while pending and not self.closed.is_set():
             for job, fut in list(pending.items()):
+                if not _ended(job, unknown=False):  # sacct could not say: ask again later
+                    continue
                 try:
-                    if not job.done():
-                        continue
                     fut.set_result(job.result())
                 except Exception as exc:  # the job left no result
                     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -168,8 +169,9 @@ class SlurmBackend:
         self.closed.set()
 
 
-def _ended(job: Any) -> bool:
+def _ended(job: Any, unknown: bool = True) -> bool:
+    """Whether a job has ended; `unknown` where Slurm could not be asked."""
     try:
         return job.done()
     except Exception:
-        return True
+        return unknown
