@@ -1,4 +1,4 @@
-"""`mlbench sweep`: a grid of configs as ordinary runs, in parallel local workers."""
+"""`mlbench sweep`: a grid of configs as ordinary runs, on local workers, Slurm or a Dask cluster."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rich.table import Table
 from cli.common import (DEVICE_HELP, complete_device, complete_profile, console, err_console, fail, stopped,
                         user_errors, verdict_text)
 from cli.progress import progress_for
-from mlbench.core import registry, runner
+from mlbench.core import executors, registry, runner
 from mlbench.core import sweep as sweeplib
 
 
@@ -31,30 +31,54 @@ def sweep(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel worker processes.", show_default="1"),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP, metavar="auto|cpu|cuda",
                                autocompletion=complete_device),
-    results: Optional[Path] = typer.Option(None, "--results", help="Results root.", show_default="./results or $MLBENCH_RESULTS"),
+    results: Optional[Path] = typer.Option(None, "--results", help="Results root. With --executor slurm or dask it "
+                                           "must be on a filesystem every worker sees (checked before submitting).",
+                                           show_default="./results or $MLBENCH_RESULTS"),
+    executor: Optional[str] = typer.Option(None, "--executor", "-x", help="Where the runs go: local (--jobs worker "
+                                           "processes here), slurm (one job array, needs mlbench\\[slurm]) or dask "
+                                           "(a Dask cluster, needs mlbench\\[dask]).", show_default="local"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="--executor dask: the scheduler, "
+                                            "tcp://HOST:PORT or a scheduler file."),
+    slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition", help="Slurm partition of the job array."),
+    slurm_time: Optional[str] = typer.Option(None, "--slurm-time", help="Time limit of each run's job: minutes, "
+                                             "HH:MM:SS or D-HH:MM:SS.", show_default="60"),
+    slurm_gpus: Optional[int] = typer.Option(None, "--slurm-gpus-per-task", help="GPUs per run (with --device cuda)."),
+    slurm_cpus: Optional[int] = typer.Option(None, "--slurm-cpus-per-task", help="CPUs per run: its torch "
+                                             "threads, unless the experiment fixes THREADS."),
+    slurm_parallel: Optional[int] = typer.Option(None, "--slurm-array-parallelism", help="Most runs of the array "
+                                                 "running at once.", show_default="256"),
+    slurm_cluster: Optional[str] = typer.Option(None, "--slurm-cluster", help="slurm, or local: the same job array "
+                                                "through submitit's local executor on this machine (every run at "
+                                                "once), to try a sweep before queueing it.", show_default="slurm"),
 ) -> None:
-    """Run a grid of configs (or a sweep file) as ordinary runs, in parallel workers.
-
-    The points get the same run ids as `mlbench run` with those --set values: complete ones are
-    skipped, interrupted ones resume, and a failing point does not stop the others (exit 1 if
-    any failed)."""
+    """Expand a grid into ordinary runs (same run ids as `mlbench run`), skip complete ones,
+    resume interrupted ones, and keep going past failures (exit 1 if any failed). Runs go to
+    local worker processes, a Slurm job array or a Dask cluster; every backend writes into the
+    same results root, so a sweep can be rerun on any of them to finish what is missing."""
+    slurm = {k: v for k, v in {"partition": slurm_partition, "time": slurm_time, "gpus-per-task": slurm_gpus,
+                               "cpus-per-task": slurm_cpus, "array-parallelism": slurm_parallel,
+                               "cluster": slurm_cluster}.items() if v is not None}
     root = runner.results_root(results)
     path = sweep_path(target, sweep_file)
     if path is not None:
-        plan = sweeplib.load_plan(path, profile=profile, seeds=seeds, jobs=jobs, device=device, results=root)
+        plan = sweeplib.load_plan(path, profile=profile, seeds=seeds, jobs=jobs, device=device, results=root,
+                                  executor=executor, scheduler=scheduler, slurm=slurm)
         plan.sets += list(sets)
         plan.grid.update(sweeplib.parse_grid(grid))
     else:
         if not grid:
             raise fail("give at least one --grid key=v1,v2,... (or a sweep file)")
         plan = sweeplib.SweepPlan(target, sweeplib.parse_grid(grid), profile or "quick", seeds, list(sets),
-                                  device, root, 1 if jobs is None else jobs)
+                                  device, root, 1 if jobs is None else jobs, executor or "local", scheduler,
+                                  executors.check_slurm(slurm, "--slurm-"))
     points = sweeplib.expand(plan)
-    console.print(f"[bold cyan]{plan.experiment}[/] sweep: {len(points)} runs, {plan.jobs} jobs x "
-                  f"{sweeplib.threads_per_job(plan.jobs)} threads, profile={plan.profile}")
+    where = f"{plan.jobs} job{'s' if plan.jobs > 1 else ''}" if plan.executor == "local" else f"executor={plan.executor}"
+    console.print(f"[bold cyan]{plan.experiment}[/] sweep: {len(points)} runs, {where}, "
+                  f"{sweeplib.threads_text(plan, points)}, profile={plan.profile}")
     try:
         with progress_for(err_console) as sink, contextlib.closing(sink.task("runs", len(points))) as task:
-            sweeplib.run_sweep(plan, points, on_done=lambda p: task.advance())
+            sweeplib.run_sweep(plan, points, on_done=lambda p: task.advance(),
+                               on_start=lambda text: console.print(f"[dim]{escape(text)}[/]"))
     except KeyboardInterrupt as exc:
         _summary(points)
         stopped(exc, _stop_text(points))

@@ -60,11 +60,13 @@ def results_root(results: str | os.PathLike | None) -> Path:
     return Path(results or os.environ.get("MLBENCH_RESULTS") or DEFAULT_RESULTS)
 
 
-def resolve_device(device: str) -> str:
+def resolve_device(device: str, check: bool = True) -> str:
+    """auto -> cuda where a GPU is available, else cpu. `check=False` takes `cuda` on trust (a
+    sweep for other machines' GPUs: each worker checks its own when the run starts)."""
     if device not in DEVICES:
         raise UsageError(f"unknown device '{device}': use one of {', '.join(DEVICES)}")
-    if device == "cpu":
-        return "cpu"
+    if device == "cpu" or (device == "cuda" and not check):
+        return device
     import torch
 
     if torch.cuda.is_available():
@@ -98,7 +100,7 @@ def resolve(experiment: str, *, profile: str | None = None, seeds: int | str | N
             sets: list[str] | tuple[str, ...] = (), config_file: str | os.PathLike | None = None,
             device: str = "auto", threads: int | None = None,
             results: str | os.PathLike | None = None, max_seeds: int | None = None,
-            log_with: list[str] | tuple[str, ...] = ()) -> RunSpec:
+            log_with: list[str] | tuple[str, ...] = (), check_device: bool = True) -> RunSpec:
     """Turn user input into a complete, validated run description (writes nothing).
 
     `seeds="auto"`: sequential seeds, from the profile's seed count up to `max_seeds` (default:
@@ -140,7 +142,7 @@ def resolve(experiment: str, *, profile: str | None = None, seeds: int | str | N
         max_seeds = max_seeds if max_seeds is not None else int(profile_max or 2 * n_seeds)
         if max_seeds <= n_seeds:
             raise UsageError(f"--max-seeds must be larger than the starting seeds ({n_seeds}), got {max_seeds}")
-    spec = RunSpec(experiment, module, profile, cfg, n_seeds, resolve_device(device), threads,
+    spec = RunSpec(experiment, module, profile, cfg, n_seeds, resolve_device(device, check_device), threads,
                    results_root(results), run_id="", max_seeds=max_seeds if sequential else None,
                    decides=decides, log_with=log_with)
     check = getattr(module, "check", None)  # optional: can this config run on this device?
