@@ -110,7 +110,7 @@ def _plot_effective_decay(cfg, ctx, res: dict, mech: list[dict]) -> None:
     styles = {"adam-l2": dict(marker="o", ls="-"), "adamw-torch": dict(marker="s", ls="--", ms=10, mfc="none"),
               "adamw-paper": dict(marker="^", ls=":", ms=5)}
     for opt in OPTIMISERS:
-        (i, j), lam = res["chosen"][opt]["cell"], lam_grid(cfg, opt)[res["chosen"][opt]["cell"][1]]
+        (i, _), lam = res["chosen"][opt]["cell"], lam_grid(cfg, opt)[res["chosen"][opt]["cell"][1]]
         rows = [r for r in mech if r["optimizer"] == opt]
         name = "λ_torch" if opt == "adamw-torch" and not coupled(cfg, opt) else "λ"
         ax[0][0].plot([r["grad_rms"] for r in rows], [r["effective_decay_per_step"] for r in rows],
