@@ -101,7 +101,7 @@ def test_run_without_an_experiment_says_what_to_give():
 def test_a_shipped_sweep_works_from_any_directory(args, tmp_path, monkeypatch):
     seen = {}
 
-    def fake_run(plan, points, on_done=lambda p: None):
+    def fake_run(plan, points, on_done=lambda p: None, on_start=None):
         seen["plan"] = plan
         return points
 
