@@ -8,6 +8,7 @@ already and is used as it is). Device tensors never need to cross ranks here.
 
 from __future__ import annotations
 
+import atexit
 import json
 from typing import Any
 
@@ -28,12 +29,24 @@ def payload_group() -> Any:
     (`device.place` does, right after the process group exists)."""
     import torch.distributed as dist
 
+    if not _PAYLOAD_GROUPS:
+        _PAYLOAD_GROUPS["registered"] = atexit.register(_destroy_groups)
     backend = str(dist.get_backend())
     if backend == "gloo":
         return None
     if backend not in _PAYLOAD_GROUPS:
         _PAYLOAD_GROUPS[backend] = dist.new_group(backend="gloo")
     return _PAYLOAD_GROUPS[backend]
+
+
+def _destroy_groups() -> None:
+    """At exit, the process groups go down before the interpreter does: a gloo group's threads
+    still running then abort the process ("terminate called without an active exception",
+    SIGABRT), which the launcher reports as a failed rank after the run has finished."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def barrier() -> None:
