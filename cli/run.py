@@ -81,6 +81,8 @@ def run(
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (recorded; pin for bitwise "
                                           "reproducibility).", show_default="the experiment's own, else one per core"),
     force: bool = typer.Option(False, "--force", help="Rerun even if a complete run exists."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="With --all: experiments run this many at a time in "
+                             "worker processes (those timing wall clock run alone, last)."),
     log_with: list[str] = typer.Option([], "--log-with", help="Also send every logged metric and the verdicts to "
                                        "an accelerate tracker: tensorboard | mlflow | trackio | wandb (repeatable; "
                                        "offline, files under <run>/trackers/; pip install 'mlbench\\[tensorboard]' etc.)."),
@@ -95,7 +97,9 @@ def run(
         if experiment is not None or sets or config is not None:
             raise fail("--all runs every experiment with its profile's values: give no experiment, --set or --config")
         return run_every(profile=profile, seeds=seeds, max_seeds=max_seeds, device=device, results=results,
-                         threads=threads, force=force, dry_run=dry_run, as_json=as_json)
+                         threads=threads, force=force, dry_run=dry_run, as_json=as_json, jobs=jobs)
+    if jobs != 1:
+        raise fail("--jobs runs several experiments at once: use it with --all (a sweep takes --jobs too)")
     if experiment is None:
         raise fail("give an experiment name (see `mlbench list`), or --all for every experiment")
     if config is not None and not config.exists():  # a file shipped in experiments/, from any directory

@@ -3,11 +3,18 @@
 Complete runs are found and shown, not redone; an experiment that fails (or that its profile
 refuses here, e.g. a GPU-only profile on a CPU) does not stop the others; exit 1 if any did not
 produce a result. One process for the whole catalogue: torch is imported once.
+
+`--jobs N` (N > 1): the experiments run N at a time in spawn worker processes (most pin one torch
+thread, so a 2-core machine otherwise idles a core); an experiment whose face declares
+`TIMED_METRICS` (its verdict rests on wall-clock timings) runs alone afterwards in this process,
+so no other run shares the machine while it times. Each run gets the experiment's `THREADS`,
+else `--threads`, else the CPUs divided by N.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -42,7 +49,7 @@ class Outcome:
 
 
 def run_every(*, profile: str | None, seeds: str | None, max_seeds: int | None, device: str, results: Path | None,
-              threads: int | None, force: bool, dry_run: bool, as_json: bool) -> None:
+              threads: int | None, force: bool, dry_run: bool, as_json: bool, jobs: int = 1) -> None:
     root = runner.results_root(results)
     if dry_run:
         from cli.plan import plan_of
@@ -58,11 +65,14 @@ def run_every(*, profile: str | None, seeds: str | None, max_seeds: int | None, 
     out = err_console if as_json else console
     outcomes = [Outcome(n) for n in registry.names()]
     start = time.perf_counter()
+    args = dict(profile=profile, seeds=seeds, max_seeds=max_seeds, device=device, threads=threads, results=root)
     try:
-        for i, o in enumerate(outcomes, 1):
-            out.print(f"\n[bold]{escape(f'[{i}/{len(outcomes)}]')} {o.experiment}[/]")
-            run_outcome(o, dict(profile=profile, seeds=seeds, max_seeds=max_seeds, device=device, threads=threads,
-                                results=root), force, out)
+        if jobs > 1:
+            run_parallel(outcomes, args, force, jobs, out)
+        else:
+            for i, o in enumerate(outcomes, 1):
+                out.print(f"\n[bold]{escape(f'[{i}/{len(outcomes)}]')} {o.experiment}[/]")
+                run_outcome(o, args, force, out)
     except KeyboardInterrupt as exc:
         for o in outcomes:
             o.status = "interrupted" if o.status == "pending" else o.status
@@ -102,6 +112,83 @@ def run_outcome(o: Outcome, args: dict[str, Any], force: bool, out) -> None:
                   f"{len(o.summary['claims'])} claims: {escape(o.verdicts())}", soft_wrap=False)
     else:
         out.print(f"[bold red]{o.status}[/]: {escape(o.error or '')}", soft_wrap=False)
+
+
+def run_parallel(outcomes: list[Outcome], args: dict[str, Any], force: bool, jobs: int, out) -> None:
+    """`--jobs N`: untimed experiments N at a time in worker processes, one line as each ends;
+    then the timed ones alone, here, with their progress. Ctrl-C or SIGTERM stops the workers
+    (each marks its run interrupted) and re-raises."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from types import SimpleNamespace
+
+    from mlbench.core import interrupt, points
+    from mlbench.core.executors.local import PoolBackend
+
+    pooled, timed = [], []
+    for o in outcomes:
+        try:
+            spec = runner.resolve(o.experiment, **args)
+        except MlbenchError as exc:
+            o.status, o.error = "refused", str(exc)
+            _print_outcome(o, out)
+            continue
+        (timed if getattr(spec.module, "TIMED_METRICS", None) else pooled).append((o, spec))
+    names = ", ".join(o.experiment for o, _ in timed)
+    out.print(f"{len(pooled)} experiments {jobs} at a time in worker processes"
+              + (f", then the timed ones alone: {names}" if timed else ""))
+    backend = PoolBackend(SimpleNamespace(jobs=jobs))
+    try:
+        with interrupt.sigterm_raises():
+            started = {}
+            for o, spec in pooled:
+                fixed = getattr(spec.module, "THREADS", None) or args["threads"]
+                kwargs = {**args, "threads": points.point_threads(fixed, jobs), "results": str(spec.results.resolve())}
+                started[backend.pool.submit(work, o.experiment, kwargs, force)] = o
+            pending = set(started)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    o = started[fut]
+                    try:
+                        outcome = fut.result()
+                    except Exception as exc:  # a worker that died
+                        outcome = backend.failure(exc)
+                    o.status, o.error = outcome["status"], outcome.get("error")
+                    o.summary, o.seconds = outcome.get("summary") or {}, outcome.get("seconds", 0.0)
+                    _print_outcome(o, out)
+    except KeyboardInterrupt:
+        backend.stop()
+        raise
+    finally:
+        backend.close()
+    for i, (o, _) in enumerate(timed, 1):
+        out.print(f"\n[bold]{escape(f'[timed {i}/{len(timed)}]')} {o.experiment}[/]")
+        run_outcome(o, args, force, out)
+
+
+def work(experiment: str, kwargs: dict[str, Any], force: bool) -> dict[str, Any]:
+    """One experiment in a `--jobs` worker process: its outcome (and summary) for the parent."""
+    from mlbench.core import interrupt
+
+    t0 = time.perf_counter()
+    try:
+        result = runner.run_experiment(experiment, force=force, **kwargs)
+    except KeyboardInterrupt as exc:  # SIGTERM from the parent: the run is marked interrupted
+        os._exit(interrupt.exit_code(exc))
+    except MlbenchError as exc:
+        return {"status": "failed", "error": str(exc), "seconds": time.perf_counter() - t0}
+    except Exception as exc:  # an experiment's bug must not stop the others
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - t0}
+    return {"status": "skipped" if result.already_complete else "complete", "summary": result.summary,
+            "seconds": time.perf_counter() - t0}
+
+
+def _print_outcome(o: Outcome, out) -> None:
+    if o.summary:
+        out.print(f"{o.experiment} ({o.seconds:.0f} s): headline {verdict_text(o.summary['verdict'])}; "
+                  f"{len(o.summary['claims'])} claims: {escape(o.verdicts())}", soft_wrap=False)
+    else:
+        out.print(f"{o.experiment}: [bold red]{o.status}[/]: {escape(o.error or '')}", soft_wrap=False)
 
 
 def render_outcomes(outcomes: list[Outcome], seconds: float, out=console) -> None:

@@ -42,6 +42,32 @@ def test_run_all_runs_each_then_one_summary_table(two_experiments, tmp_path):
     assert data[0]["summary"]["experiment"] == "attn-scaling"
 
 
+def test_run_all_jobs_2_runs_untimed_ones_in_workers_then_the_timed_alone(tmp_path, monkeypatch):
+    names = ["hippo-memory", "flash-attention-tiling", "robbins-monro"]  # flash: TIMED_METRICS
+    monkeypatch.setattr(registry, "names", lambda: list(names))
+    base = ["run", "--all", "--profile", "smoke", "--results"]
+    res = invoke(*base, tmp_path / "par", "--jobs", "2")
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "2 experiments 2 at a time in worker processes, then the timed ones alone: flash-attention-tiling" in out
+    assert out.index("[timed 1/1] flash-attention-tiling") > max(out.index("hippo-memory ("), out.index("robbins-monro ("))
+    assert "3 experiments in" in out and "3 complete" in out
+    serial = invoke(*base, tmp_path / "ser")
+    assert serial.exit_code == 0, serial.output
+    for name in ("hippo-memory", "robbins-monro"):  # the same runs (ids, bytes) as one after another
+        (par,), (ser,) = (list((tmp_path / r / name).iterdir()) for r in ("par", "ser"))
+        assert par.name == ser.name
+        assert (par / "metrics.jsonl").read_bytes() == (ser / "metrics.jsonl").read_bytes()
+        assert json.loads((par / "manifest.json").read_text())["determinism"]["threads"] == 1
+    again = invoke(*base, tmp_path / "par", "--jobs", "2")
+    assert again.exit_code == 0 and "3 skipped" in again.output, again.output
+
+
+def test_jobs_without_all_is_refused(tmp_path):
+    res = invoke("run", "hippo-memory", "--jobs", "2", "--results", tmp_path / "r")
+    assert res.exit_code == 2 and "use it with --all" in res.output and not (tmp_path / "r").exists()
+
+
 def test_run_all_keeps_going_past_a_failure_and_exits_1(two_experiments, tmp_path, monkeypatch):
     real = runner.execute
 
