@@ -1,6 +1,6 @@
 """Time to verdict: every experiment's quick profile in a fresh process (imports included),
 median wall time and peak RSS over repeats; then the whole catalogue as a user runs it,
-`mlbench run --all` in one process (goal: at most 5 minutes for the catalogue on a 2-core CPU)."""
+`mlbench run --all` in one process and with `--jobs 2` (goal: at most 5 minutes for the catalogue on a 2-core CPU)."""
 
 from __future__ import annotations
 
@@ -31,18 +31,20 @@ def run(repeats: int = 3, device: str = "cpu", profile: str = "quick", only: lis
                      "same_every_time": len(verdicts) == 1, "goal_s": EXPERIMENT_GOAL_S,
                      "meets_goal": wall <= EXPERIMENT_GOAL_S})
     if catalogue and not only:
-        rows.append(catalogue_row(len(names), profile, device))
+        rows += [catalogue_row(len(names), profile, device, jobs) for jobs in (1, 2)]
     return rows
 
 
-def catalogue_row(n: int, profile: str, device: str) -> dict:
-    """`mlbench run --all --profile P` once, in a fresh process, into an empty results root."""
+def catalogue_row(n: int, profile: str, device: str, jobs: int = 1) -> dict:
+    """`mlbench run --all --profile P [--jobs N]` once, in a fresh process, into an empty results root."""
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "cli.main", "run", "--all", "--profile", profile,
-                               "--device", device, "--results", tmp], cwd=ROOT, capture_output=True, text=True)
+                               "--device", device, "--results", tmp, "--jobs", str(jobs)],
+                              cwd=ROOT, capture_output=True, text=True)
         wall = time.perf_counter() - start
-    return {"experiment": f"all {n} (mlbench run --all, one process)", "profile": profile, "device": device,
+    how = "one process" if jobs == 1 else f"--jobs {jobs}"
+    return {"experiment": f"all {n} (mlbench run --all, {how})", "profile": profile, "device": device,
             "median_wall_s": wall, "peak_rss_mib": None, "verdicts": f"exit {proc.returncode}",
             "same_every_time": None, "goal_s": CATALOGUE_GOAL_S,
             "meets_goal": proc.returncode == 0 and wall <= CATALOGUE_GOAL_S}
