@@ -22,10 +22,9 @@ def check(
     write: bool = typer.Option(False, "--write", help="Write the baseline from the latest runs instead of checking."),
     as_json: bool = typer.Option(False, "--json", help="Print the changes as JSON on stdout."),
 ) -> None:
-    """Fail (exit 1) when a claim's verdict flipped against a stored baseline.
-
-    Compares the verdicts of the latest complete runs (strongest profile per experiment) with the
-    baseline; a claim that flipped or went missing fails: a CI step for a research repo."""
+    """Fail (exit 1) when a claim's verdict flipped against a stored baseline: compares the
+    verdicts of the latest complete runs (strongest profile per experiment) with the baseline; a
+    claim that flipped or went missing fails. A CI step for a research repo; --write stores one."""
     root, path = spec.results_root(results), checklib.baseline_path(baseline)
     if write:
         data = checklib.write_baseline(root, path)

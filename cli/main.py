@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import sys
@@ -42,15 +43,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.command("list")(list_cmd.list_experiments)
-app.command("show")(show.show)
-app.command("run")(run.run)
-app.command("sweep")(sweep.sweep)
-app.command("report")(report.report)
-app.command("verify")(verify.verify)
-app.command("check")(check.check)
-app.command("runs")(runs.runs)
-app.command("diff")(diff.diff)
+
+
+def _help(fn) -> str:
+    """A command's docstring as help text: each paragraph one line, so that `--help` wraps it to
+    the terminal (Typer keeps the source's line breaks after the first paragraph)."""
+    paragraphs = inspect.cleandoc(fn.__doc__ or "").split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
+for _name, _fn in [("list", list_cmd.list_experiments), ("show", show.show), ("run", run.run),
+                   ("sweep", sweep.sweep), ("report", report.report), ("verify", verify.verify),
+                   ("check", check.check), ("runs", runs.runs), ("diff", diff.diff)]:
+    app.command(_name, help=_help(_fn))(_fn)
 
 
 def _print_version(value: bool) -> None:
