@@ -27,12 +27,19 @@ def run(repeats: int = 3, device: str = "cpu", profile: str = "quick", only: lis
         wall = median([r["wall_s"] for r in results])
         rows.append({"experiment": name, "profile": profile, "device": device, "median_wall_s": wall,
                      "peak_rss_mib": max(r["peak_rss_mib"] for r in results),
-                     "verdicts": ", ".join(f"{k}={v}" for k, v in results[0]["verdicts"].items()),
+                     "verdicts": _verdicts(results),
                      "same_every_time": len(verdicts) == 1, "goal_s": EXPERIMENT_GOAL_S,
                      "meets_goal": wall <= EXPERIMENT_GOAL_S})
     if catalogue and not only:
         rows += [catalogue_row(len(names), profile, device, jobs) for jobs in (1, 2)]
     return rows
+
+
+def _verdicts(results: list[dict]) -> str:
+    """claim=verdict of the repeats; a claim whose verdict differed lists each repeat's (a/b/c)."""
+    claims = results[0]["verdicts"]
+    return ", ".join(f"{k}={'/'.join(r['verdicts'].get(k, '-') for r in results)}"
+                     if len({r["verdicts"].get(k) for r in results}) > 1 else f"{k}={v}" for k, v in claims.items())
 
 
 def catalogue_row(n: int, profile: str, device: str, jobs: int = 1) -> dict:
