@@ -15,8 +15,8 @@ from mlbench.core.interrupt import exit_code, signal_name
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-console = Console(highlight=False, soft_wrap=True)  # long lines wrap in the terminal, not mid-path
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, emoji=False)  # long lines wrap in the terminal, not mid-path
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 VERDICT_STYLE = {"reproduced": "bold green", "not_reproduced": "bold red", "inconclusive": "bold yellow",
                  "smoke": "dim"}

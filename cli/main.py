@@ -12,6 +12,7 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import typer  # noqa: E402
+from rich.markup import escape  # noqa: E402
 import typer.core  # noqa: E402
 
 from cli import check, diff, list_cmd, report, run, runs, show, sweep, verify  # noqa: E402
@@ -33,6 +34,24 @@ def _no_bool_metavar() -> None:
 
 
 _no_bool_metavar()
+
+
+def _one_line_usage_errors() -> None:
+    """A bad flag value or a missing argument is one line and exit 2, like every other bad
+    input (Typer draws a usage box of several lines): `error: <what> (see 'mlbench run -h')`."""
+    import typer.rich_utils
+
+    def one_line(exc) -> None:
+        from cli.common import err_console
+
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} -h')" if ctx is not None else ""
+        err_console.print(f"[bold red]error:[/] {escape(exc.format_message())}{escape(hint)}", soft_wrap=True)
+
+    typer.rich_utils.rich_format_error = one_line
+
+
+_one_line_usage_errors()
 
 app = typer.Typer(
     name="mlbench",

@@ -174,3 +174,16 @@ def test_show_and_report_never_import_torch(tmp_path):
     (tmp_path / "r").mkdir()
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("args, says", [
+    (["run", "attn-scaling", "--threads", "abc"], "Invalid value for '--threads'"),
+    (["run", "--all", "--jobs", "0"], "Invalid value for '--jobs'"),
+    (["show"], "Missing argument 'experiment'"),
+    (["nope"], "No such command 'nope'"),
+    (["run", "attn-scaling", "--bogus"], "No such option: --bogus"),
+])
+def test_a_usage_error_is_one_line_and_exit_2(args, says):
+    res = invoke(*args)
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert res.exit_code == 2 and len(lines) == 1 and says in lines[0] and lines[0].startswith("error:"), res.output
