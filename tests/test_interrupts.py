@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 import cli.run
 from cli.main import app
+from mlbench.core import interrupt
 from mlbench.core import sweep as sweeplib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,3 +156,24 @@ def test_ctrl_c_outside_any_command_exits_130_with_a_line():
     proc = run_main("import cli.main as m\ndef app():\n    raise KeyboardInterrupt\nm.app = app")
     assert proc.returncode == 130 and "Traceback" not in proc.stderr
     assert "interrupted (Ctrl-C): the command had returned" in proc.stderr
+
+
+def _sigterm_self():
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_second_sigterm_while_stopping_is_ignored_and_the_next_stop_raises_again():
+    cleaned = []
+    with pytest.raises(interrupt.Terminated):
+        with interrupt.sigterm_raises():
+            try:
+                with interrupt.sigterm_raises():  # nested, as the runner's blocks are
+                    _sigterm_self()
+            except interrupt.Terminated:
+                _sigterm_self()  # the pool's second SIGTERM, during the cleanup
+                cleaned.append("marked interrupted")
+                raise
+    assert cleaned == ["marked interrupted"]
+    with pytest.raises(interrupt.Terminated):  # a later stop raises again
+        with interrupt.sigterm_raises():
+            _sigterm_self()

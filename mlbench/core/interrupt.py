@@ -23,22 +23,38 @@ def signal_name(exc: BaseException) -> str:
     return "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
 
 
+_state = {"depth": 0, "stopping": False}  # open sigterm_raises blocks; a SIGTERM already raised in them
+
+
 def _raise_terminated(signum, frame):
+    """The first SIGTERM raises `Terminated`; later ones, while that stop unwinds (units, the
+    manifest marked interrupted), are ignored: a process pool whose first worker exits SIGTERMs the
+    others again (Python's broken-pool handling), which cut a run's cleanup short and left it
+    `running` (1 run in 7 of `run --all --jobs 2` stopped by Ctrl-C). A stuck process still ends
+    with SIGKILL."""
+    if _state["stopping"]:
+        return
+    _state["stopping"] = True
     raise Terminated
 
 
 @contextmanager
 def sigterm_raises() -> Iterator[None]:
-    """Within the block SIGTERM raises `Terminated` (main thread only; elsewhere signals are left alone)."""
+    """Within the block SIGTERM raises `Terminated`, once (main thread only; elsewhere signals are
+    left alone). When the outermost block ends, the next SIGTERM raises again."""
     try:
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
     except ValueError:  # not the main thread
         yield
         return
+    _state["depth"] += 1
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _state["depth"] -= 1
+        if _state["depth"] == 0:
+            _state["stopping"] = False
 
 
 @contextmanager
