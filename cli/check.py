@@ -29,7 +29,8 @@ def check(
     if write:
         data = checklib.write_baseline(root, path)
         n = sum(len(e["claims"]) for e in data["experiments"].values())
-        console.print(f"wrote {escape(str(path))}: {n} claims of {len(data['experiments'])} experiments")
+        k = len(data["experiments"])
+        console.print(f"wrote {escape(str(path))}: {n} claim{'s' * (n != 1)} of {k} experiment{'s' * (k != 1)}")
         return
     changes = checklib.compare(checklib.read_baseline(path), root)
     failing = [c for c in changes if c.failing]

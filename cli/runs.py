@@ -59,8 +59,8 @@ def render(entries: list[runslib.RunEntry], commands: bool = False) -> None:
         for e in entries:
             console.print(f"{e.experiment}/{e.run_id}: {escape(e.command)}", soft_wrap=True)
     else:
-        console.print("[dim]--commands: the command that recreates each run; "
-                      "mlbench diff RUN_A RUN_B compares two[/]", soft_wrap=False)
+        console.print("[dim]--commands: the command that recreates each run[/]")
+        console.print("[dim]mlbench diff RUN_A RUN_B: compare two runs[/]")
 
 
 def _cells(e: runslib.RunEntry) -> dict[str, str]:
