@@ -26,7 +26,7 @@ def invoke(*args):
 def test_write_then_check_passes_and_a_flip_fails(root, tmp_path):
     base = tmp_path / "baseline.json"
     res = invoke("check", base, "--write", "--results", root)
-    assert res.exit_code == 0 and "3 claims of 1 experiment" in res.output
+    assert res.exit_code == 0 and "3 claims of 1 experiment\n" in res.output
     data = json.loads(base.read_text())
     assert data["experiments"]["attn-scaling"]["profile"] == "quick"  # the smoke run is not a verdict
     assert invoke("check", base, "--results", root).exit_code == 0
