@@ -285,6 +285,16 @@ class Context:
         finally:
             handle.close()
 
+    def shown(self, description: str, fn: Callable[[], T]) -> Callable[[], T]:
+        """`fn` as a unit of work with its own one-step progress line, for `unit`/`map_units`:
+        `ctx.unit("counts", ctx.shown("counting FLOPs", lambda: counts(cfg, ctx)))`."""
+        def unit() -> T:
+            with self.task(description, 1) as bar:
+                out = fn()
+                bar.advance()
+            return out
+        return unit
+
     def track(self, iterable: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
         if total is None and hasattr(iterable, "__len__"):
             total = len(iterable)  # type: ignore[arg-type]

@@ -80,16 +80,6 @@ def timed_pass(cfg, ctx, k: int) -> dict:
     return {"arms": arms, "groups": groups}
 
 
-def shown(ctx, desc: str, fn):
-    """`fn` as a unit of work with its own progress line."""
-    def unit():
-        with ctx.task(desc, 1) as bar:
-            out = fn()
-            bar.advance()
-        return out
-    return unit
-
-
 def measurements(cfg, ctx, cost: dict, passes: dict[int, dict]) -> dict:
     """{arm: {metric: [per pass]}}: timed ratios and counted costs, each relative to the group's baseline."""
     m = {}
@@ -116,8 +106,8 @@ def measurements(cfg, ctx, cost: dict, passes: dict[int, dict]) -> dict:
 def run(cfg, ctx) -> dict:
     if ctx.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # the paper's GPU setting; warm-up settles its algorithm cache
-    cost = ctx.unit("counts", shown(ctx, "counting FLOPs", lambda: counts(cfg, ctx)))
-    units = ctx.map_units({f"pass-seed{k}": shown(ctx, f"timing pass {k + 1}", lambda k=k: timed_pass(cfg, ctx, k))
+    cost = ctx.unit("counts", ctx.shown("counting FLOPs", lambda: counts(cfg, ctx)))
+    units = ctx.map_units({f"pass-seed{k}": ctx.shown(f"timing pass {k + 1}", lambda k=k: timed_pass(cfg, ctx, k))
                            for k in ctx.seeds})
     passes = {k: units[f"pass-seed{k}"] for k in ctx.seeds}
     m = measurements(cfg, ctx, cost, passes)

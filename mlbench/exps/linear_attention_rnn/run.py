@@ -63,23 +63,13 @@ def forward_measurements(cfg, ctx, fwd: dict) -> dict:
     return out
 
 
-def shown(ctx, desc: str, fn):
-    """`fn` as a unit of work with its own progress line."""
-    def unit():
-        with ctx.task(desc, 1) as bar:
-            out = fn()
-            bar.advance()
-        return out
-    return unit
-
-
 def run(cfg, ctx) -> dict:
-    m = ctx.unit("equivalence", shown(ctx, "exactness, float64", lambda: equivalence(cfg, ctx)))
+    m = ctx.unit("equivalence", ctx.shown("exactness, float64", lambda: equivalence(cfg, ctx)))
     positions = decode_positions(cfg)
     lengths = {arm: forward_lengths(cfg, arm) for arm in FORWARD_ARMS}
-    dec = ctx.map_units({f"decode-seed{k}": shown(ctx, f"decode steps, repeat {k}", lambda k=k: decode_repeat(
+    dec = ctx.map_units({f"decode-seed{k}": ctx.shown(f"decode steps, repeat {k}", lambda k=k: decode_repeat(
         cfg, positions, ctx.generator("decode", k), ctx.device)) for k in ctx.seeds})
-    fwd = ctx.map_units({f"forward-seed{k}": shown(ctx, f"forward passes, repeat {k}", lambda k=k: forward_repeat(
+    fwd = ctx.map_units({f"forward-seed{k}": ctx.shown(f"forward passes, repeat {k}", lambda k=k: forward_repeat(
         cfg, lengths, ctx.generator("forward", k), ctx.device)) for k in ctx.seeds})
     m.update(decode_measurements(cfg, ctx, {k: dec[f"decode-seed{k}"] for k in ctx.seeds}))
     m.update(forward_measurements(cfg, ctx, {k: fwd[f"forward-seed{k}"] for k in ctx.seeds}))
