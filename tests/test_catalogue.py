@@ -9,8 +9,8 @@ import mlbench
 from cli.main import app
 from mlbench.core import registry, runner
 from mlbench.core import sweep as sweeplib
+from helpers import TINY
 
-TINY = ["steps=4", "eval_every=2", "eval_size=32", "stats_dims=16", "stats_queries=16"]
 TWO = ["attn-scaling", "hippo-memory"]
 
 

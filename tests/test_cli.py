@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from mlbench.core import registry
+from helpers import assert_cli_stays_light
 
 runner = CliRunner()
 
@@ -163,17 +164,8 @@ def test_out_of_range_and_non_finite_values_are_refused_before_anything_runs(ite
 
 
 def test_show_and_report_never_import_torch(tmp_path):
-    import subprocess
-    import sys
-
-    code = ("import sys\nfrom typer.testing import CliRunner\nfrom cli.main import app\n"
-            "for args in (['show', 'attn-scaling'], ['list'], ['report', '--results', sys.argv[1]]):\n"
-            "    assert CliRunner().invoke(app, args).exit_code in (0, 2), args\n"
-            "heavy = [m for m in ('torch', 'accelerate', 'datasets', 'scipy', 'matplotlib') if m in sys.modules]\n"
-            "assert not heavy, heavy\n")
     (tmp_path / "r").mkdir()
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r")], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    assert_cli_stays_light(tmp_path / "r", [["show", "attn-scaling"], ["list"], ["report", "--results", "{results}"]])
 
 
 @pytest.mark.parametrize("args, says", [

@@ -3,7 +3,6 @@ the stacked layers against torch.nn's own modules, exact zeros at init, the two 
 against numpy, the blob images, reruns and resume, and the quick profile's verdicts (the
 registry test checks the negative control's headline)."""
 
-import json
 import math
 
 import numpy as np
@@ -11,7 +10,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import mlbench
 from mlbench.core import registry
 from mlbench.core.context import Context
 from mlbench.core.errors import ConfigError, UsageError
@@ -21,7 +19,7 @@ from mlbench.exps import checkerboard_artifacts as face
 from mlbench.exps.checkerboard_artifacts import artifacts, run as run_mod
 from mlbench.exps.checkerboard_artifacts import upsamplers as up
 
-from helpers import InterruptAt
+from helpers import assert_same_bytes, stopped_then_rerun
 
 NAME = "checkerboard-artifacts"
 C = 3
@@ -253,16 +251,9 @@ def test_full_profile_resolves_on_cpu_once_scaled_down():
 
 def test_same_command_same_bytes_and_resume(tmp_path):
     """Two runs give the same bytes; so does a run stopped by Ctrl-C as training starts, and rerun."""
-    with pytest.raises(KeyboardInterrupt):
-        mlbench.run(NAME, profile="smoke", results=tmp_path / "r", threads=1, progress=InterruptAt(1))
-    runs = [mlbench.run(NAME, profile="smoke", results=tmp_path / d, threads=1).run_dir for d in "abr"]
-    manifest = json.loads((runs[2] / "manifest.json").read_text())
+    runs, manifest = stopped_then_rerun(NAME, tmp_path, 1)
     assert manifest["status"] == "complete" and manifest["resumed_units"] == ["init-statistics"]
-    for run_dir in runs[1:]:
-        for name in ("metrics.jsonl", "table.csv", "table-gap.csv", "summary.json", "plots/init_patterns.png"):
-            assert (runs[0] / name).read_bytes() == (run_dir / name).read_bytes(), name
-        for ck in sorted((runs[0] / "checkpoints").iterdir()):
-            assert ck.read_bytes() == (run_dir / "checkpoints" / ck.name).read_bytes()
+    assert_same_bytes(runs, ("metrics.jsonl", "table.csv", "table-gap.csv", "summary.json", "plots/init_patterns.png"))
     assert len(list((runs[0] / "checkpoints").iterdir())) == 2 * len(face.UPSAMPLERS)
 
 

@@ -2,7 +2,6 @@
 the fast recurrences against the plain loop, the signals, per-seed measurements, and the quick
 profile's verdicts (the negative control is tested for every experiment in test_registry.py)."""
 
-import json
 import math
 
 import numpy as np
@@ -11,7 +10,6 @@ import torch
 from scipy import signal as scipy_signal
 from scipy import special
 
-import mlbench
 from mlbench.core import config as cfglib
 from mlbench.core import registry
 from mlbench.core.context import Context
@@ -21,7 +19,7 @@ from mlbench.exps.hippo_memory import memory as mem
 from mlbench.exps.hippo_memory import operators as ops
 from mlbench.exps.hippo_memory.run import run
 
-from helpers import InterruptAt
+from helpers import assert_same_bytes, stopped_then_rerun
 
 F64 = torch.float64
 
@@ -255,14 +253,7 @@ def test_quick_profile_reproduces_every_claim(run_once):
 def test_same_command_same_bytes_and_resume(tmp_path):
     """Two runs give the same bytes; so does a run stopped by Ctrl-C after its memorise units and
     rerun (finishing only the units it lacked)."""
-    with pytest.raises(KeyboardInterrupt):  # the second progress task is the timescale units
-        mlbench.run("hippo-memory", profile="smoke", results=tmp_path / "r", threads=1, progress=InterruptAt(2))
-    runs = [mlbench.run("hippo-memory", profile="smoke", results=tmp_path / d, threads=1).run_dir for d in "abr"]
-    manifest = json.loads((runs[2] / "manifest.json").read_text())
+    runs, manifest = stopped_then_rerun("hippo-memory", tmp_path, 2)  # the 2nd progress task: timescale units
     assert manifest["status"] == "complete" and "memorise-N4" in manifest["resumed_units"]
     assert "discretisation" not in manifest["resumed_units"]
-    for run_dir in runs[1:]:
-        for name in ("metrics.jsonl", "table.csv", "table-timescale.csv", "summary.json"):
-            assert (runs[0] / name).read_bytes() == (run_dir / name).read_bytes(), name
-        for ck in sorted((runs[0] / "checkpoints").iterdir()):
-            assert ck.read_bytes() == (run_dir / "checkpoints" / ck.name).read_bytes()
+    assert_same_bytes(runs, ("metrics.jsonl", "table.csv", "table-timescale.csv", "summary.json"))

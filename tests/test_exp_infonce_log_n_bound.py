@@ -3,7 +3,6 @@ and scipy, the bounds against plain numpy loops, the stacked training against se
 and the quick profile's verdicts (the negative control's headline is tested for every experiment
 in test_registry.py)."""
 
-import json
 import math
 
 import numpy as np
@@ -12,7 +11,6 @@ import torch
 from scipy import stats
 from scipy.special import logsumexp
 
-import mlbench
 from mlbench.core import config as cfglib
 from mlbench.core import registry
 from mlbench.core.context import Context
@@ -22,7 +20,7 @@ from mlbench.exps.infonce_log_n_bound import bounds, gaussians
 from mlbench.exps.infonce_log_n_bound.critic import block_scores, embed, init_critic
 from mlbench.exps.infonce_log_n_bound.run import run, slices
 
-from helpers import InterruptAt
+from helpers import assert_same_bytes, stopped_then_rerun
 
 NAME = "infonce-log-n-bound"
 
@@ -239,15 +237,8 @@ def test_negative_control_tracks_the_truth(run_once):
 def test_same_command_same_bytes_and_resume(tmp_path):
     """Two runs give the same bytes; so does a run stopped by Ctrl-C after the optimal-critic unit
     and rerun (finishing only the training unit)."""
-    with pytest.raises(KeyboardInterrupt):  # the second progress task is the training loop
-        mlbench.run(NAME, profile="smoke", results=tmp_path / "r", threads=1, progress=InterruptAt(2))
-    runs = [mlbench.run(NAME, profile="smoke", results=tmp_path / d, threads=1).run_dir for d in "abr"]
-    manifest = json.loads((runs[2] / "manifest.json").read_text())
+    runs, manifest = stopped_then_rerun(NAME, tmp_path, 2)  # the second progress task is the training loop
     assert manifest["status"] == "complete" and manifest["resumed_units"] == ["oracle"]
-    for run_dir in runs[1:]:
-        for name in ("metrics.jsonl", "table.csv", "summary.json"):
-            assert (runs[0] / name).read_bytes() == (run_dir / name).read_bytes(), name
-        cks = sorted((runs[0] / "checkpoints").iterdir())
-        assert len(cks) == 2 * 2 * 2 + 1  # 2 batch sizes x 2 levels x 2 seeds, and the oracle's batches
-        for ck in cks:
-            assert ck.read_bytes() == (run_dir / "checkpoints" / ck.name).read_bytes(), ck.name
+    cks = list((runs[0] / "checkpoints").iterdir())
+    assert len(cks) == 2 * 2 * 2 + 1  # 2 batch sizes x 2 levels x 2 seeds, and the oracle's batches
+    assert_same_bytes(runs, ("metrics.jsonl", "table.csv", "summary.json"))

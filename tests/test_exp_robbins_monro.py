@@ -2,7 +2,6 @@
 MSE against the exact one, the noise against scipy, per-seed measurements, reruns and resume,
 and the quick profile's verdicts (the registry test checks the negative control's headline)."""
 
-import json
 import math
 
 import numpy as np
@@ -10,7 +9,6 @@ import pytest
 import torch
 from scipy import stats
 
-import mlbench
 from mlbench.core import config as cfglib
 from mlbench.core import registry
 from mlbench.core.context import Context
@@ -21,7 +19,7 @@ from mlbench.exps.robbins_monro import theory
 from mlbench.exps.robbins_monro.approximation import Noise
 from mlbench.exps.robbins_monro.run import mean_estimation, root_finding
 
-from helpers import InterruptAt
+from helpers import assert_same_bytes, stopped_then_rerun
 
 NAME = "robbins-monro"
 S = theory.Schedule
@@ -165,16 +163,9 @@ def test_bad_configs_are_refused_before_running():
 
 def test_same_command_same_bytes_and_resume(tmp_path):
     """Two runs give the same bytes; so does a run stopped by Ctrl-C as root finding starts, and rerun."""
-    with pytest.raises(KeyboardInterrupt):
-        mlbench.run(NAME, profile="smoke", results=tmp_path / "r", threads=1, progress=InterruptAt(2))
-    runs = [mlbench.run(NAME, profile="smoke", results=tmp_path / d, threads=1).run_dir for d in "abr"]
-    manifest = json.loads((runs[2] / "manifest.json").read_text())
+    runs, manifest = stopped_then_rerun(NAME, tmp_path, 2)
     assert manifest["status"] == "complete" and manifest["resumed_units"] == ["mean-estimation"]
-    for run_dir in runs[1:]:
-        for name in ("metrics.jsonl", "table.csv", "table-curve.csv", "summary.json", "plots/mse_vs_k.png"):
-            assert (runs[0] / name).read_bytes() == (run_dir / name).read_bytes(), name
-        for ck in sorted((runs[0] / "checkpoints").iterdir()):
-            assert ck.read_bytes() == (run_dir / "checkpoints" / ck.name).read_bytes()
+    assert_same_bytes(runs, ("metrics.jsonl", "table.csv", "table-curve.csv", "summary.json", "plots/mse_vs_k.png"))
 
 
 # ----------------------------------------------------------------------------- science (quick profile)

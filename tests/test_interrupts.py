@@ -17,9 +17,9 @@ import cli.run
 from cli.main import app
 from mlbench.core import interrupt
 from mlbench.core import sweep as sweeplib
+from helpers import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["steps=4", "eval_every=2", "eval_size=32", "stats_dims=16", "stats_queries=16"]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
 

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from cli.main import app
 from mlbench.core import lock, results, runner
 from mlbench.core.errors import RunStoreError
+from helpers import TINY
 
-TINY = ["steps=4", "eval_every=2", "eval_size=32", "stats_dims=16", "stats_queries=16"]
 HOLD = """
 import fcntl, sys, time
 fh = open(sys.argv[1], "a+")

@@ -9,12 +9,11 @@ from typer.testing import CliRunner
 
 import mlbench
 from cli.main import app
-from helpers import InterruptAt
+from helpers import InterruptAt, TINY
 from mlbench.core import runner
 from mlbench.core import verify as verifylib
 from mlbench.core.artifacts import derive_seed
 
-TINY = ["steps=4", "eval_every=2", "eval_size=32", "stats_dims=16", "stats_queries=16"]
 SETS = sum((["--set", s] for s in TINY), [])
 
 

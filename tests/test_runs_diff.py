@@ -11,8 +11,7 @@ from typer.testing import CliRunner
 import mlbench
 from cli.main import app
 from mlbench.core import lock
-
-TINY = ["steps=4", "eval_every=2", "eval_size=32", "stats_dims=16", "stats_queries=16"]
+from helpers import TINY
 
 
 def invoke(*args, **kw):

@@ -10,8 +10,7 @@ from cli.main import app
 from mlbench.core import runner as runlib
 from mlbench.core import sweep as sweeplib
 from mlbench.core.errors import ConfigError, UsageError
-
-TINY = ["steps=4", "eval_every=2", "eval_size=32", "stats_dims=16", "stats_queries=16"]
+from helpers import TINY
 
 
 def test_parse_grid_and_list_values():

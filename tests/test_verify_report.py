@@ -10,8 +10,7 @@ from cli.main import app
 from mlbench.core import registry
 from mlbench.core import report as reportlib
 from mlbench.core import verify as verifylib
-
-TINY = ["steps=4", "eval_every=2", "eval_size=32", "stats_dims=16", "stats_queries=16"]
+from helpers import TINY
 
 
 @pytest.fixture(scope="module")
