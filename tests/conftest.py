@@ -14,6 +14,19 @@ def results(tmp_path):
     return tmp_path / "results"
 
 
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """(root, [run A, run B]): two tiny attn-scaling smoke runs that differ only in lr, one results
+    root per test module."""
+    import mlbench
+    from helpers import TINY
+
+    root = tmp_path_factory.mktemp("results")
+    runs = [mlbench.run("attn-scaling", profile="smoke", sets=[*TINY, f"lr={lr}"], results=root, threads=1)
+            for lr in (0.001, 0.003)]
+    return root, runs
+
+
 @pytest.fixture(scope="session")
 def run_once(tmp_path_factory):
     """`run_once(name, profile="quick", sets=(), seeds=None)`: an experiment's run, shared by every

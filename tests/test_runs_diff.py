@@ -22,14 +22,6 @@ def sets(*items):
     return sum((["--set", s] for s in items), [])
 
 
-@pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("results")
-    runs = [mlbench.run("attn-scaling", profile="smoke", sets=[*TINY, f"lr={lr}"], results=root, threads=1)
-            for lr in (0.001, 0.003)]
-    return root, runs
-
-
 @pytest.fixture
 def mixed_root(two_runs, tmp_path):
     """The two complete runs, plus a failed one and a `running` one whose process is gone."""

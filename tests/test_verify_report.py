@@ -5,20 +5,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-import mlbench
 from cli.main import app
 from mlbench.core import registry
 from mlbench.core import report as reportlib
 from mlbench.core import verify as verifylib
-from helpers import TINY
-
-
-@pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("results")
-    runs = [mlbench.run("attn-scaling", profile="smoke", sets=[*TINY, f"lr={lr}"], results=root, threads=1)
-            for lr in (0.001, 0.003)]
-    return root, runs
 
 
 def test_verify_bitwise(two_runs):
