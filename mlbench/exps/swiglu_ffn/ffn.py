@@ -57,3 +57,13 @@ def ffn(arm: str, x, p: dict, layer: int):
     else:
         hidden = act(x @ p["w1"][:, layer])  # (S, B, d_ff)
     return hidden @ p["w2"][:, layer]
+
+
+def stacked_init(grid, per_seed: list[dict], F_: int, L: int) -> tuple[dict, dict]:
+    """Per-seed draws {name: tensor} stacked to (S, ...): the `z_w1`, `z_v`, `z_w2` draws become
+    each arm's FFN weights (`init_ffn`), every other name a weight the arms share, repeated to
+    (M, ...) over the grid. Returns (shared, {arm: ffn params})."""
+    stack = {k: torch.stack([p[k] for p in per_seed]) for k in per_seed[0]}  # (S, ...)
+    shared = {k: grid.repeat(v) for k, v in stack.items() if not k.startswith("z_")}
+    z = {"w1": stack["z_w1"], "v": stack["z_v"], "w2": stack["z_w2"]}
+    return shared, {arm: init_ffn(arm, z, F_, L) for arm in grid.arms}

@@ -17,7 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from mlbench.exps.swiglu_ffn.ffn import ffn, ffn_params, init_ffn
+from mlbench.exps.swiglu_ffn.ffn import ffn, ffn_params, stacked_init
 
 
 def init_params(cfg, grid, vocab: int, gens: list) -> tuple[dict, dict]:
@@ -31,10 +31,7 @@ def init_params(cfg, grid, vocab: int, gens: list) -> tuple[dict, dict]:
         "z_v": torch.randn(L, d, F_, generator=g),
         "z_w2": torch.randn(L, F_, d, generator=g),
     } for g in gens]
-    stack = {k: torch.stack([p[k] for p in per_seed]) for k in per_seed[0]}  # (S, ...)
-    shared = {k: grid.repeat(stack[k]) for k in ("embed", "w_in", "w_out")}
-    z = {"w1": stack["z_w1"], "v": stack["z_v"], "w2": stack["z_w2"]}
-    return shared, {arm: init_ffn(arm, z, F_, L) for arm in grid.arms}
+    return stacked_init(grid, per_seed, F_, L)
 
 
 def param_count(cfg, arm: str, vocab: int) -> int:
