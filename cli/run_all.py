@@ -107,11 +107,7 @@ def run_outcome(o: Outcome, args: dict[str, Any], force: bool, out) -> None:
             o.status = "skipped" if result.already_complete else "complete"
             o.summary = result.summary
     o.seconds = time.perf_counter() - t0
-    if o.summary:
-        out.print(f"headline ({escape(o.summary['headline']['claim'])}): {verdict_text(o.summary['verdict'])}; "
-                  f"{len(o.summary['claims'])} claims: {escape(o.verdicts())}", soft_wrap=False)
-    else:
-        out.print(f"[bold red]{o.status}[/]: {escape(o.error or '')}", soft_wrap=False)
+    _print_outcome(o, out)
 
 
 def run_parallel(outcomes: list[Outcome], args: dict[str, Any], force: bool, jobs: int, out) -> None:
@@ -130,7 +126,7 @@ def run_parallel(outcomes: list[Outcome], args: dict[str, Any], force: bool, job
             spec = runner.resolve(o.experiment, **args)
         except MlbenchError as exc:
             o.status, o.error = "refused", str(exc)
-            _print_outcome(o, out)
+            _print_outcome(o, out, named=True)
             continue
         (timed if getattr(spec.module, "TIMED_METRICS", None) else pooled).append((o, spec))
     names = ", ".join(o.experiment for o, _ in timed)
@@ -143,7 +139,7 @@ def run_parallel(outcomes: list[Outcome], args: dict[str, Any], force: bool, job
             for o, spec in pooled:
                 fixed = getattr(spec.module, "THREADS", None) or args["threads"]
                 kwargs = {**args, "threads": points.point_threads(fixed, jobs), "results": str(spec.results.resolve())}
-                started[backend.pool.submit(work, o.experiment, kwargs, force)] = o
+                started[backend.submit(work, o.experiment, kwargs, force)] = o
             pending = set(started)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -155,7 +151,7 @@ def run_parallel(outcomes: list[Outcome], args: dict[str, Any], force: bool, job
                         outcome = backend.failure(exc)
                     o.status, o.error = outcome["status"], outcome.get("error")
                     o.summary, o.seconds = outcome.get("summary") or {}, outcome.get("seconds", 0.0)
-                    _print_outcome(o, out)
+                    _print_outcome(o, out, named=True)
     except KeyboardInterrupt:
         backend.stop()
         raise
@@ -183,12 +179,16 @@ def work(experiment: str, kwargs: dict[str, Any], force: bool) -> dict[str, Any]
             "seconds": time.perf_counter() - t0}
 
 
-def _print_outcome(o: Outcome, out) -> None:
+def _print_outcome(o: Outcome, out, named: bool = False) -> None:
+    """One line for a finished experiment; `named` (runs side by side) leads with its name and seconds."""
     if o.summary:
-        out.print(f"{o.experiment} ({o.seconds:.0f} s): headline {verdict_text(o.summary['verdict'])}; "
-                  f"{len(o.summary['claims'])} claims: {escape(o.verdicts())}", soft_wrap=False)
+        verdict = verdict_text(o.summary["verdict"])
+        head = (f"{o.experiment} ({o.seconds:.0f} s): headline {verdict}" if named
+                else f"headline ({escape(o.summary['headline']['claim'])}): {verdict}")
+        out.print(f"{head}; {len(o.summary['claims'])} claims: {escape(o.verdicts())}", soft_wrap=False)
     else:
-        out.print(f"{o.experiment}: [bold red]{o.status}[/]: {escape(o.error or '')}", soft_wrap=False)
+        out.print(f"{o.experiment + ': ' if named else ''}[bold red]{o.status}[/]: {escape(o.error or '')}",
+                  soft_wrap=False)
 
 
 def render_outcomes(outcomes: list[Outcome], seconds: float, out=console) -> None:

@@ -39,8 +39,12 @@ class PoolBackend:
     def describe(self) -> str:
         return f"{self.jobs} local worker processes"
 
+    def submit(self, fn, *args: Any) -> Future:
+        """`fn(*args)` in a worker (a module-level function: spawn workers import it by name)."""
+        return self.pool.submit(fn, *args)
+
     def submit_all(self, args: list[dict[str, Any]]) -> list[Future]:
-        futures = [self.pool.submit(points.run_point, a, "exit") for a in args]
+        futures = [self.submit(points.run_point, a, "exit") for a in args]
         self.workers = list(getattr(self.pool, "_processes", {}).values())  # all of them: spawn starts them on submit
         return futures
 
